@@ -1,0 +1,64 @@
+# Entry points. Set-up is part of each target and idempotent: the virtual
+# environment is (re)installed only when pyproject.toml changes.
+#
+#   make book   set up, fetch MovieLens-100K, validate every chapter (nbval,
+#               cpu profile) and render the HTML book into _build/html
+#   make test   set up and run the whole test suite: unit tests, nbval over
+#               every chapter, the jupytext pairing check, the book build
+#
+# Other targets: make notebooks (re-execute the chapters and rewrite the
+# .ipynb pairs), make lint, make clean.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# The CPU build of torch; GPU users take environment.yml instead (README).
+TORCH  ?= torch==2.13.0
+STAMP  := $(VENV)/.installed
+NBVAL  := --nbval --nbval-sanitize-with book/nbval_sanitize.cfg --nbval-current-env --nbval-cell-timeout 900
+
+export COBRA_PROFILE ?= cpu
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+export MPLBACKEND ?= Agg
+export PYDEVD_DISABLE_FILE_VALIDATION ?= 1
+
+.PHONY: setup data book test notebooks lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@echo "==> setting up $(VENV) (torch: $(TORCH))"
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@touch $(STAMP)
+
+data: setup
+	@echo "==> MovieLens-100K (offline-capable) and its item vectors"
+	$(PY) -m cobra data --dataset ml-100k
+	$(PY) -m cobra embed --dataset ml-100k --encoder minilm
+
+book: data
+	@echo "==> validating the chapters on the cpu profile (nbval)"
+	$(PY) -m pytest -q -p no:cacheprovider $(NBVAL) book
+	@echo "==> rendering the book from the committed outputs"
+	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going --quiet
+	@echo "==> done: open _build/html/index.html"
+
+test: data
+	@echo "==> unit tests, notebook validation, pairing check, book build"
+	$(PY) -m pytest $(NBVAL) tests book
+
+notebooks: data
+	@echo "==> re-executing the chapters and writing their .ipynb pairs"
+	$(PY) -m cobra.book
+
+lint: setup
+	$(VENV)/bin/ruff check cobra tests book/*.py
+
+clean:
+	rm -rf _build .pytest_cache

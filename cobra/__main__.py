@@ -1,0 +1,3 @@
+from cobra.cli import main
+
+raise SystemExit(main())

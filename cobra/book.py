@@ -1,0 +1,122 @@
+"""Chapter support: the setup cell every chapter runs, and the tools that keep
+``book/NN_slug.py`` (jupytext py:percent, the file you edit) and
+``book/NN_slug.ipynb`` (its pair, with committed outputs) in step.
+
+    python -m cobra.book                 # re-execute every chapter, rewrite its .ipynb
+    python -m cobra.book book/01_data.py # just one
+    python -m cobra.book --check         # fail if a pair is missing or out of sync
+
+Notebook outputs are produced under the ``cpu`` profile and checked by nbval,
+so :func:`setup` makes a run deterministic and keeps volatile text (progress
+bars) out of the outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from cobra.config import Profile, get_profile
+
+BOOK_DIR = Path(__file__).resolve().parent.parent / "book"
+PAIRING = "ipynb,py:percent"
+
+
+def setup(seed: int | None = None, profile: str | None = None) -> Profile:
+    """The first code cell of every chapter.
+
+    Picks the profile (``$COBRA_PROFILE``, default ``cpu``), seeds Python,
+    NumPy and torch, makes CPU kernels deterministic, turns progress bars
+    off (they are volatile output that nbval would compare) and sets plot
+    defaults. Returns the :class:`~cobra.config.Profile`.
+    """
+    import torch
+
+    prof = get_profile(profile)
+    seed = prof.seed if seed is None else seed
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - seeds code that uses the legacy global RNG
+    torch.manual_seed(seed)
+    if prof.device == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        import matplotlib as mpl
+
+        mpl.rcParams.update({"figure.dpi": 100, "figure.figsize": (7.0, 3.6), "axes.grid": True,
+                             "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False})
+    except ImportError:  # pragma: no cover - matplotlib is a dependency
+        pass
+    return prof
+
+
+def chapters(book_dir: Path = BOOK_DIR) -> list[Path]:
+    """The chapter sources ``book/NN_*.py`` in order."""
+    return sorted(p for p in book_dir.glob("[0-9][0-9]_*.py"))
+
+
+def pairing_problems(book_dir: Path = BOOK_DIR) -> list[str]:
+    """Every chapter whose ``.ipynb`` pair is missing or whose cells differ from the ``.py``."""
+    import jupytext
+
+    problems = []
+    for py in chapters(book_dir):
+        nb_path = py.with_suffix(".ipynb")
+        if not nb_path.exists():
+            problems.append(f"{nb_path.name} is missing: run `python -m cobra.book {py}`")
+            continue
+        src = jupytext.read(py)
+        pair = jupytext.read(nb_path)
+        a = [(c.cell_type, c.source.strip()) for c in src.cells]
+        b = [(c.cell_type, c.source.strip()) for c in pair.cells]
+        if a != b:
+            first = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+            problems.append(f"{nb_path.name} is out of sync with {py.name} (first difference at cell {first}): "
+                            f"run `python -m cobra.book {py}`")
+    return problems
+
+
+def execute(py: Path, timeout: int = 1800) -> Path:
+    """Run chapter ``py`` top to bottom in a fresh kernel and write its paired ``.ipynb``."""
+    import jupytext
+    from nbclient import NotebookClient
+
+    nb = jupytext.read(py)
+    nb.metadata.setdefault("jupytext", {})["formats"] = PAIRING
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    env_profile = os.environ.setdefault("COBRA_PROFILE", "cpu")
+    if env_profile != "cpu":
+        raise SystemExit("committed outputs come from the cpu profile: unset COBRA_PROFILE")
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(py.parent)}})
+    client.execute()
+    out = py.with_suffix(".ipynb")
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(jupytext.writes(nb, fmt="ipynb"))
+    os.replace(tmp, out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cobra.book", description=__doc__.split("\n\n")[0])
+    parser.add_argument("chapters", nargs="*", type=Path, help="chapter .py files (default: all)")
+    parser.add_argument("--check", action="store_true", help="only check the .py/.ipynb pairing")
+    args = parser.parse_args(argv)
+    if args.check:
+        problems = pairing_problems()
+        print("\n".join(problems) or f"{len(chapters())} chapters paired and in sync")
+        return 1 if problems else 0
+    for py in args.chapters or chapters():
+        print(f"executing {py} ...", flush=True)
+        print(f"  wrote {execute(py)}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""Command line: ``python -m cobra <command> [options]``.
+
+Every command takes ``--profile`` (default ``$COBRA_PROFILE`` or ``cpu``) and
+``--json``; with ``--json`` the last line printed is one JSON object, so
+scripts can ``tail -n 1`` it. Commands are registered in :data:`COMMANDS`
+(name -> (help, add_arguments, run)); there is no if-chain on names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from cobra.config import PROFILES, CobraError, ConfigError, get_profile
+
+Runner = Callable[[argparse.Namespace], dict[str, Any]]
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Runner]] = {}
+
+
+def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None]):
+    """Register ``run(args) -> dict`` as ``python -m cobra NAME``."""
+
+    def register(run: Runner) -> Runner:
+        COMMANDS[name] = (help, add_arguments, run)
+        return run
+
+    return register
+
+
+def _print_table(result: dict[str, Any]) -> None:
+    width = max(map(len, result), default=0)
+    for key, value in result.items():
+        if isinstance(value, float):
+            value = f"{value:.4f}"
+        elif isinstance(value, (list, dict)):
+            value = json.dumps(value)
+        print(f"{key:<{width}}  {value}")
+
+
+# ---------------------------------------------------------------- data ----
+def _data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", help="MovieLens variant (default: the profile's)")
+    p.add_argument("--source", default="auto", choices=["auto", "grouplens", "recbole"],
+                   help="where to fetch from; ml-100k also works offline through the RecBole wheel")
+
+
+@command("data", "download, verify and summarise a MovieLens dataset", _data_args)
+def _data(args: argparse.Namespace) -> dict[str, Any]:
+    from cobra.data import dataset_summary
+
+    return dataset_summary(args.dataset or get_profile(args.profile).dataset, source=args.source)
+
+
+# --------------------------------------------------------------- embed ----
+def _embed_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", help="MovieLens variant (default: the profile's)")
+    p.add_argument("--encoder", help="minilm | tfidf | qwen3 | any sentence-transformers name (default: the profile's)")
+
+
+@command("embed", "encode item texts into L2-normalised vectors (cached on disk)", _embed_args)
+def _embed(args: argparse.Namespace) -> dict[str, Any]:
+    from cobra.text import embed_items
+
+    prof = get_profile(args.profile)
+    emb = embed_items(args.dataset or prof.dataset, args.encoder or prof.encoder, progress=not args.json)
+    return {"dataset": emb.dataset, "items": int(emb.vectors.shape[0]), "dim": int(emb.vectors.shape[1]),
+            "encoder": emb.encoder, "seconds": round(emb.seconds, 3), "path": str(emb.path)}
+
+
+# ---------------------------------------------------------------- eval ----
+def _eval_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--baseline", help="a reference recommender: popular | random")
+    p.add_argument("--dataset", help="MovieLens variant (default: the profile's)")
+    p.add_argument("--split", default="test", choices=["test", "valid"])
+
+
+@command("eval", "score a recommender with the full-catalogue evaluator", _eval_args)
+def _eval(args: argparse.Namespace) -> dict[str, Any]:
+    from cobra.metrics import BASELINES, evaluate_baseline
+
+    if not args.baseline:
+        raise ConfigError(f"eval needs --baseline ({' | '.join(BASELINES)})")
+    return evaluate_baseline(args.baseline, args.dataset or get_profile(args.profile).dataset, split=args.split)
+
+
+# ----------------------------------------------------------------- sid ----
+def _sid_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", help="MovieLens variant (default: the profile's)")
+    p.add_argument("--encoder", help="item encoder (default: the profile's)")
+    p.add_argument("--vectors", help="a saved (N, D) .npy matrix to quantise instead of a dataset")
+    p.add_argument("--levels", type=int, help="SID depth L (default: the profile's)")
+    p.add_argument("--codes", type=int, help="codes per level K (default: the profile's)")
+    p.add_argument("--method", default="balanced", help="balanced | kmeans | seed-heuristic")
+    p.add_argument("--seed", type=int, default=0)
+
+
+@command("sid", "fit semantic IDs (residual k-means) and report their diagnostics", _sid_args)
+def _sid(args: argparse.Namespace) -> dict[str, Any]:
+    from cobra.sid import SIDConfig, fit_semantic_ids
+    from cobra.sid_metrics import sid_report
+
+    prof = get_profile(args.profile)
+    if args.vectors:
+        from cobra.sid_bench import load_vectors
+
+        vectors = load_vectors(args.vectors)
+    else:
+        from cobra.text import embed_items
+
+        vectors = embed_items(args.dataset or prof.dataset, args.encoder or prof.encoder,
+                              progress=not args.json).vectors
+    config = SIDConfig(levels=args.levels or prof.sid_levels, codes=args.codes or prof.sid_codes,
+                       method=args.method, seed=args.seed)
+    start = time.perf_counter()
+    sids = fit_semantic_ids(vectors, config)
+    return sid_report(vectors, sids, seconds=time.perf_counter() - start)
+
+
+# --------------------------------------------------------------- bench ----
+def _bench_args(p: argparse.ArgumentParser) -> None:
+    from cobra.bench import BENCHMARKS
+
+    p.add_argument("name", choices=sorted(BENCHMARKS), help="which benchmark")
+
+
+@command("bench", "benchmarks that print measured ratios side by side", _bench_args)
+def _bench(args: argparse.Namespace) -> dict[str, Any]:
+    from cobra.bench import BENCHMARKS
+
+    return BENCHMARKS[args.name](args)
+
+
+# ---------------------------------------------------------------- main ----
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m cobra", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_, add_arguments, run) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.add_argument("--profile", choices=sorted(PROFILES), help="cpu (default) or 4090d")
+        p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+        add_arguments(p)
+        p.set_defaults(run=run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result = args.run(args)
+    except (CobraError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result))
+    else:
+        _print_table(result)
+    return 0

@@ -1,0 +1,218 @@
+"""Sequential recommenders as thin assemblies: item embedding + backbone + output item table.
+
+Explained in chapter 06 (book/06_hstu.py); the SID embeddings in chapter 05 (book/05_prefixn.py).
+
+A :class:`SequentialRecommender` embeds the ids of a right-padded batch with an
+item embedding (:mod:`cobra.embeddings`: ID, PrefixN, ... optionally fused),
+encodes them with a backbone (``BACKBONES``: :class:`cobra.hstu.HSTU` or
+:class:`cobra.sasrec.SASRec`) and scores the next item by cosine similarity
+between the hidden state and the same item embedding (input and output
+tables are shared, as in the HSTU reference). ``score`` fits the evaluator's
+``Recommender`` protocol.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cobra.config import ConfigError
+from cobra.embeddings import EMBEDDING_KINDS, FUSIONS, ItemEmbedding, build_item_embedding
+from cobra.hstu import ATTN_NORMS, HSTU
+from cobra.sasrec import SASRec
+
+if TYPE_CHECKING:  # the data module is only needed for the type of a batch
+    from cobra.data import Batch
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to build a :class:`SequentialRecommender`.
+
+    Attributes:
+        num_items: ``N``.
+        backbone: key of ``BACKBONES`` (``hstu`` or ``sasrec``).
+        embedding: ``id`` or a semantic-ID kind (``prefixN``, ``ngram``, ``rqsum``).
+        fusion: ``None`` or a key of ``cobra.embeddings.FUSIONS`` (fuse the SID table with IDs).
+        dim: model dim ``D``.
+        num_blocks: backbone blocks.
+        num_heads: heads per block.
+        max_seq_len: longest ``T`` the backbone accepts.
+        dropout: dropout rate.
+        attention_dim: HSTU per-head q/k width (default ``D // H``).
+        linear_dim: HSTU per-head u/v width (default ``D // H``).
+        num_time_buckets: HSTU largest time bucket.
+        attn_norm: HSTU attention normalisation, ``max_seq_len`` or ``length``.
+        use_position_bias: HSTU relative position term.
+        use_time_bias: HSTU relative time term.
+        ffn_dim: SASRec feed-forward width (default ``4 * D``).
+        sid_table_size: hash rows for ``prefixN`` / ``ngram``.
+        ngram_sizes: n-gram lengths for ``ngram``.
+        sid_levels: use only the first ``sid_levels`` code columns (default all).
+    """
+
+    num_items: int
+    backbone: str = "hstu"
+    embedding: str = "id"
+    fusion: str | None = None
+    dim: int = 64
+    num_blocks: int = 2
+    num_heads: int = 1
+    max_seq_len: int = 50
+    dropout: float = 0.2
+    attention_dim: int | None = None
+    linear_dim: int | None = None
+    num_time_buckets: int = 128
+    attn_norm: str = "max_seq_len"
+    use_position_bias: bool = True
+    use_time_bias: bool = True
+    ffn_dim: int | None = None
+    sid_table_size: int = 2**16
+    ngram_sizes: tuple[int, ...] = (1, 2)
+    sid_levels: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ngram_sizes", tuple(self.ngram_sizes))
+        if self.backbone not in BACKBONES:
+            raise ConfigError(f"unknown backbone {self.backbone!r}; choose one of {sorted(BACKBONES)}")
+        if self.embedding not in EMBEDDING_KINDS:
+            raise ConfigError(f"unknown embedding {self.embedding!r}; choose one of {list(EMBEDDING_KINDS)}")
+        if self.fusion is not None and self.fusion not in FUSIONS:
+            raise ConfigError(f"unknown fusion {self.fusion!r}; choose one of {list(FUSIONS)} or None")
+        if self.attn_norm not in ATTN_NORMS:
+            raise ConfigError(f"unknown attn_norm {self.attn_norm!r}; choose one of {list(ATTN_NORMS)}")
+        for name in ("num_items", "dim", "num_blocks", "num_heads", "max_seq_len"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.dim % self.num_heads:
+            raise ConfigError(f"dim={self.dim} must be divisible by num_heads={self.num_heads}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+
+def _build_hstu(config: ModelConfig) -> nn.Module:
+    return HSTU(
+        dim=config.dim,
+        num_blocks=config.num_blocks,
+        num_heads=config.num_heads,
+        max_seq_len=config.max_seq_len,
+        dropout=config.dropout,
+        attention_dim=config.attention_dim,
+        linear_dim=config.linear_dim,
+        num_buckets=config.num_time_buckets,
+        attn_norm=config.attn_norm,
+        use_position_bias=config.use_position_bias,
+        use_time_bias=config.use_time_bias,
+    )
+
+
+def _build_sasrec(config: ModelConfig) -> nn.Module:
+    return SASRec(
+        dim=config.dim,
+        num_blocks=config.num_blocks,
+        num_heads=config.num_heads,
+        max_seq_len=config.max_seq_len,
+        dropout=config.dropout,
+        ffn_dim=config.ffn_dim,
+    )
+
+
+BACKBONES: dict[str, Callable[[ModelConfig], nn.Module]] = {
+    "hstu": _build_hstu,
+    "sasrec": _build_sasrec,
+}
+
+
+class SequentialRecommender(nn.Module):
+    """Item embedding + backbone; scores items by cosine with the shared item table.
+
+    Args:
+        config: :class:`ModelConfig`.
+        codes: (N, L) int64 item codes, required when ``config.embedding`` is a SID kind.
+
+    Attributes:
+        item_embedding: :class:`cobra.embeddings.ItemEmbedding`, ids (...) -> (..., D).
+        backbone: ``HSTU`` or ``SASRec``.
+    """
+
+    def __init__(self, config: ModelConfig, codes: torch.Tensor | np.ndarray | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.item_embedding: ItemEmbedding = build_item_embedding(
+            config.embedding,
+            config.num_items,
+            config.dim,
+            codes,
+            config.fusion,
+            table_size=config.sid_table_size,
+            ngram_sizes=config.ngram_sizes,
+            levels=config.sid_levels,
+        )
+        self.backbone = BACKBONES[config.backbone](config)
+
+    def encode(
+        self,
+        ids: torch.Tensor,
+        timestamps: torch.Tensor,
+        lengths: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        query_timestamps: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Hidden states of a right-padded batch.
+
+        Args:
+            ids: (B, T) int64, 0 = padding.
+            timestamps: (B, T) int64 seconds.
+            lengths: (B,) int64 real items per row.
+            mask: optional (B, T, T) or (1, T, T) bool attention mask (True = may attend).
+            query_timestamps: optional (B, T) int64 query times (see :mod:`cobra.hstu`).
+
+        Returns:
+            (B, T, D) float, zero at padding positions.
+        """
+        x = self.item_embedding(ids)  # (B, T, D)
+        return self.backbone(x, timestamps, lengths, mask, query_timestamps)
+
+    def forward(
+        self, batch: Batch, mask: torch.Tensor | None = None, query_timestamps: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Hidden states ``(B, T, D)`` of ``batch`` (uses ``batch.ids``, ``timestamps``, ``lengths``).
+
+        ``query_timestamps`` defaults to ``batch.query_timestamps`` when the batch has one.
+        """
+        if query_timestamps is None:
+            query_timestamps = getattr(batch, "query_timestamps", None)
+        return self.encode(batch.ids, batch.timestamps, batch.lengths, mask, query_timestamps)
+
+    def item_vectors(self) -> torch.Tensor:
+        """(N + 1, D) float output item table (row 0 is padding)."""
+        return self.item_embedding.all_items()
+
+    def last_hidden(self, batch: Batch) -> torch.Tensor:
+        """(B, D) float hidden state at each row's last real position."""
+        hidden = self(batch)  # (B, T, D)
+        last = (batch.lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, hidden.shape[-1])  # (B, 1, D)
+        return hidden.gather(1, last).squeeze(1)  # (B, D)
+
+    @torch.no_grad()
+    def score(self, batch: Batch) -> torch.Tensor:
+        """Cosine scores of every item for the next step, ``(B, N + 1)`` float; column 0 is ``-inf``.
+
+        Runs without gradients; call ``model.eval()`` first to switch dropout off.
+        """
+        query = F.normalize(self.last_hidden(batch).float(), dim=-1)  # (B, D)
+        items = F.normalize(self.item_vectors().float(), dim=-1)  # (N+1, D)
+        scores = query @ items.T  # (B, N+1)
+        scores[:, 0] = float("-inf")
+        return scores

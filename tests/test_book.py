@@ -1,0 +1,72 @@
+"""The book toolchain: chapter pairing, notebook health, the Jupyter Book build.
+
+nbval itself runs over ``book/*.ipynb`` in the same pytest call (see the
+Makefile's ``test`` target); these tests check what nbval does not.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cobra.book import chapters, pairing_problems
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.book
+
+
+def toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [c["file"] for c in part["chapters"]]
+    return files
+
+
+def test_every_chapter_is_paired_and_in_sync():
+    assert chapters(), "no chapters found under book/"
+    assert pairing_problems() == []
+
+
+def test_every_chapter_is_in_the_toc():
+    listed = set(toc_files())
+    missing = [p.with_suffix("").relative_to(ROOT).as_posix() for p in chapters()
+               if p.with_suffix("").relative_to(ROOT).as_posix() not in listed]
+    assert not missing, f"chapters missing from _toc.yml: {missing}"
+
+
+@pytest.mark.parametrize("nb_path", [p.with_suffix(".ipynb") for p in chapters()], ids=lambda p: p.name)
+def test_committed_outputs_are_complete_and_clean(nb_path: Path):
+    """Every code cell was executed (the pair has outputs) and none raised."""
+    nb = json.loads(nb_path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert code, f"{nb_path.name} has no code cells"
+    unexecuted = [i for i, c in enumerate(code) if c.get("execution_count") is None]
+    assert not unexecuted, f"{nb_path.name}: code cells {unexecuted} were never executed"
+    errors = [i for i, c in enumerate(code) for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors, f"{nb_path.name}: code cells {errors} hold an error output"
+    counts = [c["execution_count"] for c in code]
+    assert counts == list(range(1, len(code) + 1)), f"{nb_path.name} was not run top to bottom in one kernel"
+
+
+@pytest.mark.slow
+def test_book_builds_without_warnings(tmp_path: Path):
+    """``jupyter-book build`` from the committed outputs, warnings as errors; a page per toc entry."""
+    exe = Path(sys.executable).with_name("jupyter-book")
+    jb = str(exe) if exe.exists() else shutil.which("jupyter-book")
+    assert jb, "jupyter-book is not installed (pip install -e '.[book]')"
+    proc = subprocess.run([jb, "build", str(ROOT), "--path-output", str(tmp_path), "--warningiserror",
+                           "--keep-going", "--quiet"], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"book build failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    html = tmp_path / "_build" / "html"
+    for entry in toc_files():
+        page = html / f"{entry}.html"
+        assert page.exists(), f"no page for toc entry {entry}"
+        text = page.read_text()
+        assert "output traceback" not in text and "output error" not in text, f"{page.name} shows an error"
