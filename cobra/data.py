@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from cobra.config import ConfigError
-from cobra.movielens import DataError, load_movielens
+from cobra.movielens import DataError, load_movielens, sort_order
 
 __all__ = [
     "Batch", "DataError", "LeaveOneOut", "Sequences", "TrainWindows", "bench_data", "build_sequences",
@@ -124,8 +124,9 @@ def build_sequences(interactions: pd.DataFrame, num_users: int) -> Sequences:
 
     Returns:
         Sequences with ``U`` rows, row ``r`` = user ``r + 1``, events sorted by ``(timestamp, item)``:
-        the deterministic tie-break for equal timestamps is the item id. Sorting uses ``np.lexsort`` and is
-        skipped when the frame is already in ``(user, timestamp, item)`` order (as ``load_movielens`` returns).
+        the deterministic tie-break for equal timestamps is the item id. Sorting uses
+        :func:`cobra.movielens.sort_order` and is skipped when the frame is already in
+        ``(user, timestamp, item)`` order (as ``load_movielens`` returns).
     """
     missing = [c for c in REQUIRED_COLUMNS if c not in interactions.columns]
     if missing:
@@ -145,28 +146,11 @@ def build_sequences(interactions: pd.DataFrame, num_users: int) -> Sequences:
         if items.min() < 1:
             raise DataError(f"item ids must be >= 1 (0 is padding); found {items.min()}")
     if not _is_sorted(users, stamps, items):
-        order = _sort_order(users, stamps, items)
+        order = sort_order(users, stamps, items)
         users, items, stamps = users[order], items[order], stamps[order]
     offsets = np.zeros(num_users + 1, dtype=np.int64)
     np.cumsum(np.bincount(users, minlength=num_users + 1)[1:], out=offsets[1:])
     return Sequences(np.ascontiguousarray(items), np.ascontiguousarray(stamps), offsets)
-
-
-def _sort_order(users: np.ndarray, stamps: np.ndarray, items: np.ndarray) -> np.ndarray:
-    """(n,) int64 permutation sorting by (user, timestamp, item); equal to ``np.lexsort((items, stamps, users))``.
-
-    When the three fields fit in 63 bits they are packed into one int64 key and sorted in one pass (about
-    3x faster than a 3-key lexsort on 20M rows); rows with equal keys are identical in every sorted field, so
-    the result does not depend on sort stability. Otherwise timestamp and item are packed into one secondary
-    key (2-key lexsort), or the plain 3-key lexsort is used.
-    """
-    rel = stamps - stamps.min()
-    bu, bt, bi = (int(x.max()).bit_length() for x in (users, rel, items))
-    if bu + bt + bi <= 63:
-        return np.argsort((users << (bt + bi)) | (rel << bi) | items, kind="stable")
-    if bt + bi <= 63:
-        return np.lexsort(((rel << bi) | items, users))
-    return np.lexsort((items, stamps, users))  # last key is primary
 
 
 def _is_sorted(users: np.ndarray, stamps: np.ndarray, items: np.ndarray) -> bool:

@@ -641,17 +641,21 @@ PARSERS: dict[str, Callable[[Path], tuple[pd.DataFrame, pd.DataFrame]]] = {
 def sort_order(user: np.ndarray, timestamp: np.ndarray, item: np.ndarray) -> np.ndarray:
     """Permutation sorting rows by (user, timestamp, item); all (R,) int64, ids >= 0.
 
-    Two stable sorts on packed int64 keys: first (user, timestamp), then (rank of that
-    pair, item), which only reorders rows tied in time and so runs on nearly sorted data.
-    Falls back to ``np.lexsort`` when a key does not fit in 63 bits. Same order either way.
+    Equal to ``np.lexsort((item, timestamp, user))``, faster: when the three fields fit in 63 bits
+    they are packed into one int64 key and sorted in one pass (about 2x faster on millions of rows);
+    else two stable sorts on packed keys, first (user, timestamp), then (rank of that pair, item);
+    else ``np.lexsort``. Rows with equal keys are identical in every sorted field, so the result
+    does not depend on which path ran.
     """
     if len(user) == 0:
         return np.zeros(0, dtype=np.int64)
     if min(int(user.min()), int(item.min())) < 0:
         return np.lexsort((item, timestamp, user))
     offset = timestamp - timestamp.min()  # (R,) >= 0
-    bits_t = int(offset.max()).bit_length()
-    if int(user.max()).bit_length() + bits_t > 63:
+    bits_u, bits_t, bits_i = (int(x.max()).bit_length() for x in (user, offset, item))
+    if bits_u + bits_t + bits_i <= 63:
+        return np.argsort((user << (bits_t + bits_i)) | (offset << bits_i) | item, kind="stable")
+    if bits_u + bits_t > 63:
         return np.lexsort((item, timestamp, user))
     key = (user << bits_t) | offset  # (R,) packs (user, timestamp)
     first = np.argsort(key, kind="stable")  # (R,)
@@ -660,7 +664,6 @@ def sort_order(user: np.ndarray, timestamp: np.ndarray, item: np.ndarray) -> np.
     tied[0] = True
     np.not_equal(key[1:], key[:-1], out=tied[1:])
     group = np.cumsum(tied, dtype=np.int64) - 1  # (R,) rank of (user, timestamp)
-    bits_i = int(item.max()).bit_length()
     if int(group[-1]).bit_length() + bits_i > 63:
         return np.lexsort((item, timestamp, user))
     second = np.argsort((group << bits_i) | item[first], kind="stable")  # (R,) breaks ties by item

@@ -433,3 +433,16 @@ def test_auto_falls_back_to_recbole(server: Server, home: Path, monkeypatch: pyt
     assert data.source == "recbole" and data.num_items == 1682
     assert "/gone/ml-100k.zip" in server.hits
     assert (home / "downloads" / ml.RECBOLE_ML100K.filename).is_file()
+
+
+@pytest.mark.parametrize("scale", [(10**3, 10**6, 10**3), (2**40, 2**20, 2**10), (2**40, 2**30, 2**40)],
+                         ids=["one-key", "two-pass", "lexsort"])
+def test_sort_order_equals_lexsort_on_every_path(scale):
+    """The packed one-key sort, the two-pass sort and the lexsort fallback all give lexsort's order."""
+    rng = np.random.default_rng(0)
+    u_max, t_max, i_max = scale
+    n = 5000
+    user = rng.integers(1, 50, n) * (u_max // 50)
+    stamp = rng.integers(0, 20, n) * (t_max // 20)  # many ties in time
+    item = rng.integers(1, i_max, n)
+    assert np.array_equal(ml.sort_order(user, stamp, item), np.lexsort((item, stamp, user)))
