@@ -1,6 +1,7 @@
 """Next-item losses: sampled softmax with uniform negatives (the HSTU setting) and full softmax.
 
-Explained in chapter 06 (book/06_hstu.py).
+Explained in chapter 06 (book/06_hstu.py); the COBRA losses at the end of the file (InfoNCE with its
+negative sources, :class:`VidCache`, the level-wise code cross entropy) in chapter 08 (book/08_dual_loss.py).
 
 Both losses score a query ``q`` (a hidden state at one position) against item
 vectors ``e`` by cosine similarity over a temperature::

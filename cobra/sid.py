@@ -1,0 +1,749 @@
+"""Semantic IDs: residual k-means (plain, balanced, seed-heuristic) and the uniqueness code.
+
+An item's text vector ``x: (D,)`` becomes a short tuple of codes ``(c1, ..., cL)``: level 1 clusters
+the vectors into ``K`` groups, level 2 clusters the residuals ``x - centroid[c1]``, and so on
+(residual quantisation). A last *uniqueness code* (TIGER) numbers the items whose tuples coincide,
+so the full semantic ID ``(c1, ..., cL, u)`` names exactly one item.
+
+Three clustering methods fill the registry :data:`METHODS`:
+
+* ``kmeans`` -- Lloyd's algorithm with k-means++ initialisation, vectorised in torch (same code on CPU
+  and GPU, deterministic under a seed).
+* ``balanced`` -- Lloyd iterations whose assignment step respects capacities: every cluster ends with
+  between ``lo`` and ``hi`` items (:func:`size_bounds`). The assignment is a *sorted-regret greedy*
+  run in vectorised rounds (:func:`capacitated_assign`), followed by a cheapest-move repair of any
+  cluster below ``lo``. Sizes are within the tolerance by construction, at every level.
+* ``seed-heuristic`` -- the source article's method, kept so the book can compare: run k-means, then
+  repeatedly move the farthest points of every over-full cluster into whichever cluster is currently
+  smallest (a Python loop over points, as the write-up describes it).
+
+Encoding new vectors uses the nearest centroid at every level. For ``kmeans`` this reproduces the
+fitted codes exactly; for ``balanced`` and ``seed-heuristic`` the fitted codes of catalogue items
+differ from nearest-centroid codes for the items the capacities moved, which is why
+:class:`SemanticIDs` keeps the fitted codes.
+
+Explained in chapters 03 (building semantic IDs) and 04 (diagnostics).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from cobra.config import CobraError, ConfigError
+
+FORMAT_VERSION = 1
+REL_TOL = 1e-4  # Lloyd stops when the inertia improves by less than this fraction (as scikit-learn)
+
+
+class SIDError(CobraError, ValueError):
+    """Input that cannot be quantised (empty, NaN, wrong shape, more codes than items) or a bad file."""
+
+
+@dataclass(frozen=True)
+class SIDConfig:
+    """How to build semantic IDs.
+
+    Attributes:
+        levels: depth ``L`` (number of residual levels, before the uniqueness code).
+        codes: codes per level ``K``.
+        method: clustering method, a key of :data:`METHODS`.
+        normalize: L2-normalise the input vectors before fitting and encoding.
+        iters: most Lloyd iterations per level (and most balancing rounds for ``seed-heuristic``).
+        tolerance: relative cluster-size tolerance of the balanced methods: sizes stay within
+            ``[ceil(n/K (1 - tol)), floor(n/K (1 + tol))]``, widened to ``[floor(n/K), ceil(n/K)]``.
+        seed: seed of the torch generator used for k-means++.
+    """
+
+    levels: int = 3
+    codes: int = 128
+    method: str = "balanced"
+    normalize: bool = True
+    iters: int = 50
+    tolerance: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown SID method {self.method!r}; choose one of {sorted(METHODS)}")
+        if self.levels < 1 or self.codes < 1:
+            raise ConfigError(f"levels and codes must be >= 1, got levels={self.levels}, codes={self.codes}")
+        if self.iters < 1:
+            raise ConfigError(f"iters must be >= 1, got {self.iters}")
+        if not 0.0 <= self.tolerance < 1.0:
+            raise ConfigError(f"tolerance must be in [0, 1), got {self.tolerance}")
+
+
+class Clustering(NamedTuple):
+    """Result of one clustering level.
+
+    Attributes:
+        centroids: (K, D) float32.
+        labels: (N,) int64 in [0, K).
+        iterations: Lloyd iterations (or balancing rounds) actually run.
+    """
+
+    centroids: torch.Tensor
+    labels: torch.Tensor
+    iterations: int
+
+
+# --------------------------------------------------------------------------------------------- k-means
+
+
+def sq_distances(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """Squared Euclidean distances.
+
+    Args:
+        x: (N, D) float32 points.
+        c: (K, D) float32 centroids.
+
+    Returns:
+        (N, K) float32, clamped at 0.
+    """
+    return assign_costs(x, c).add_((x * x).sum(1, keepdim=True)).clamp_min_(0.0)  # (N, K)
+
+
+def assign_costs(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """``|c_k|^2 - 2 x.c_k``: the squared distance less the per-row constant ``|x|^2``.
+
+    Every assignment (argmin, regret, move cost) compares costs within a row, so the constant does not
+    matter; skipping it saves a pass over ``x``. Fitting and :meth:`ResidualQuantizer.encode` use this
+    same function, so encoding reproduces fitted nearest-centroid codes bit for bit.
+
+    Args:
+        x: (N, D) float32; c: (K, D) float32.
+
+    Returns:
+        (N, K) float32.
+    """
+    return torch.addmm((c * c).sum(1)[None, :], x, c.T, alpha=-2.0)  # (N, K)
+
+
+def kmeans_plus_plus(
+    x: torch.Tensor, k: int, generator: torch.Generator, sample: int | None = None
+) -> torch.Tensor:
+    """k-means++ seeding: each new centre is drawn with probability proportional to D(x)^2.
+
+    Sampling uses ``torch.rand`` with ``generator`` and a search in the cumulative sum, so the result is
+    the same for the same seed on every run. Seeding is sequential (K passes over the points), so it
+    runs on a random subsample of ``sample`` points (default ``max(4096, 32 K)``); the Lloyd
+    iterations that follow use every point.
+
+    Args:
+        x: (N, D) float32.
+        k: number of centres K (<= N).
+        generator: torch generator on ``x.device``.
+        sample: subsample size (None for the default).
+
+    Returns:
+        (K, D) float32 initial centroids.
+    """
+    n = x.shape[0]
+    sample = max(4096, 32 * k) if sample is None else sample
+    if n > sample:
+        x = x[torch.randperm(n, generator=generator, device=x.device)[:sample]]  # (S, D)
+        n = sample
+    sq = (x * x).sum(1)  # (S,)
+    first = int(torch.randint(n, (1,), generator=generator, device=x.device).item())
+    idx = [first]
+    closest = (sq - 2.0 * (x @ x[first]) + sq[first]).clamp_min(0.0).double()  # (S,)
+    for _ in range(1, k):
+        cum = torch.cumsum(closest, 0)  # (S,)
+        total = cum[-1]
+        if total <= 0:  # fewer distinct points than K: take the first point not chosen yet
+            chosen = torch.zeros(n, dtype=torch.bool, device=x.device)
+            chosen[idx] = True
+            nxt = int(torch.nonzero(~chosen)[0].item())
+        else:
+            u = torch.rand(1, generator=generator, device=x.device, dtype=torch.float64) * total
+            nxt = min(int(torch.searchsorted(cum, u).item()), n - 1)
+        idx.append(nxt)
+        d = (sq - 2.0 * (x @ x[nxt]) + sq[nxt]).clamp_min(0.0).double()  # (S,)
+        closest = torch.minimum(closest, d)
+    return x[torch.tensor(idx, device=x.device)].clone()  # (K, D)
+
+
+def _update_centroids(x: torch.Tensor, labels: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+    """Mean of every cluster; an empty cluster is re-seeded with the point farthest from its centroid.
+
+    Args:
+        x: (N, D) float32; labels: (N,) int64; old: (K, D) float32 previous centroids.
+
+    Returns:
+        (K, D) float32.
+    """
+    k = old.shape[0]
+    sums = torch.zeros_like(old).index_add_(0, labels, x)  # (K, D)
+    counts = torch.bincount(labels, minlength=k).to(x.dtype)  # (K,)
+    new = sums / counts.clamp_min(1.0)[:, None]  # (K, D)
+    empty = torch.nonzero(counts == 0).flatten()
+    if empty.numel():
+        err = ((x - old[labels]) ** 2).sum(1)  # (N,)
+        far = torch.argsort(err, descending=True, stable=True)[: empty.numel()]
+        new[empty] = x[far]
+    return new
+
+
+def kmeans(
+    x: torch.Tensor,
+    k: int,
+    *,
+    iters: int = 50,
+    seed: int = 0,
+    generator: torch.Generator | None = None,
+    tolerance: float = 0.0,
+) -> Clustering:
+    """Lloyd's k-means with k-means++ initialisation.
+
+    Stops when no label changes, when the inertia (sum of squared distances) improves by less than
+    ``REL_TOL`` of itself, or after ``iters`` iterations. The labels are always the nearest centroids
+    of the returned centroids: ``labels == argmin(assign_costs(x, centroids))``.
+
+    Args:
+        x: (N, D) float32 on any device.
+        k: number of clusters K (<= N).
+        iters: most Lloyd iterations.
+        seed: seed used when no ``generator`` is given.
+        generator: torch generator on ``x.device`` (takes precedence over ``seed``).
+        tolerance: ignored (the uniform signature of :data:`METHODS`).
+
+    Returns:
+        :class:`Clustering` with centroids (K, D) float32 and labels (N,) int64.
+    """
+    gen = generator if generator is not None else torch.Generator(device=x.device).manual_seed(seed)
+    centroids = kmeans_plus_plus(x, k, gen)  # (K, D)
+    best, labels = assign_costs(x, centroids).min(1)  # (N,), (N,)
+    base = float((x * x).sum())  # inertia = base + sum of costs
+    inertia = base + float(best.sum())
+    it = 0
+    for _ in range(iters):
+        it += 1
+        centroids = _update_centroids(x, labels, centroids)
+        best, new = assign_costs(x, centroids).min(1)  # (N,), (N,)
+        previous, inertia = inertia, base + float(best.sum())
+        converged = torch.equal(new, labels) or previous - inertia <= REL_TOL * abs(inertia)
+        labels = new  # always the nearest-centroid labels of the current centroids
+        if converged:
+            break
+    return Clustering(centroids, labels, it)
+
+
+# ------------------------------------------------------------------------------------ balanced k-means
+
+
+def size_bounds(n: int, k: int, tolerance: float) -> tuple[int, int]:
+    """Smallest and largest cluster size allowed by ``tolerance``.
+
+    ``lo = max(1, ceil(n/K (1 - tol)))`` and ``hi = floor(n/K (1 + tol))`` as in the source article,
+    widened to ``lo <= floor(n/K)`` and ``hi >= ceil(n/K)`` so that a valid assignment always exists.
+
+    Returns:
+        (lo, hi) ints with ``K * lo <= n <= K * hi``.
+    """
+    avg = n / k
+    lo = min(max(1, math.ceil(avg * (1.0 - tolerance) - 1e-9)), n // k)
+    hi = max(math.floor(avg * (1.0 + tolerance) + 1e-9), math.ceil(avg))
+    return lo, hi
+
+
+def _rank_within(groups: torch.Tensor, k: int) -> torch.Tensor:
+    """Rank of each element among the elements with the same group value, in input order.
+
+    Args:
+        groups: (M,) int64 in [0, k).
+
+    Returns:
+        (M,) int64: 0 for the first element of each group, 1 for the second, ...
+    """
+    order = torch.argsort(groups, stable=True)  # (M,)
+    counts = torch.bincount(groups, minlength=k)  # (k,)
+    starts = torch.cumsum(counts, 0) - counts  # (k,)
+    rank_sorted = torch.arange(groups.numel(), device=groups.device) - starts[groups[order]]  # (M,)
+    rank = torch.empty_like(rank_sorted)
+    rank[order] = rank_sorted
+    return rank
+
+
+def capacitated_assign(dist: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
+    """Assign every point to a cluster so that every cluster holds between ``lo`` and ``hi`` points.
+
+    Step 1, sorted-regret greedy in vectorised rounds: every unassigned point proposes to its nearest
+    cluster that is not full yet; each cluster accepts, up to its remaining capacity ``hi - size``, the
+    proposers with the largest *regret* (distance to their second-best open cluster minus distance to
+    this one), i.e. the points that would lose most by going elsewhere. A round either places every
+    proposer or fills at least one cluster, so there are at most ``K + 1`` rounds.
+
+    Step 2, repair (also in vectorised rounds): every cluster still below ``lo`` takes the points whose
+    move costs least (``dist[i, c] - dist[i, label_i]``) from clusters that hold more than ``lo``.
+
+    Ties are broken by point index, so the result is deterministic.
+
+    Args:
+        dist: (N, K) float32 costs (squared distances).
+        lo, hi: size bounds with ``K * lo <= N <= K * hi``.
+
+    Returns:
+        (N,) int64 labels.
+    """
+    n, k = dist.shape
+    dev = dist.device
+    if k == 1:
+        return torch.zeros(n, dtype=torch.int64, device=dev)
+    labels = torch.full((n,), -1, dtype=torch.int64, device=dev)
+    remaining = torch.full((k,), hi, dtype=torch.int64, device=dev)  # (K,)
+    todo = torch.arange(n, device=dev)  # (U,) unassigned points
+    d = dist  # (U, K) costs of the unassigned points, full clusters masked
+    while todo.numel():
+        top = torch.topk(d, 2, dim=1, largest=False, sorted=True)
+        regret = top.values[:, 1] - top.values[:, 0]  # (U,), inf when only one cluster is open
+        by_regret = torch.argsort(regret, descending=True, stable=True)  # (U,)
+        ch = top.indices[:, 0].index_select(0, by_regret)  # (U,) proposals, by decreasing regret
+        by_cluster = torch.argsort(ch, stable=True)  # (U,) grouped by cluster, regret order kept
+        ch = ch.index_select(0, by_cluster)
+        who = todo.index_select(0, by_regret.index_select(0, by_cluster))  # (U,) point ids in that order
+        counts = torch.bincount(ch, minlength=k)  # (K,)
+        rank = torch.arange(ch.numel(), device=dev) - (torch.cumsum(counts, 0) - counts)[ch]  # (U,)
+        accept = rank < remaining[ch]  # (U,)
+        labels[who[accept]] = ch[accept]
+        remaining -= torch.minimum(counts, remaining)
+        todo = who[~accept]
+        d = dist.index_select(0, todo).masked_fill_((remaining == 0)[None, :], float("inf"))  # (U', K)
+    sizes = torch.bincount(labels, minlength=k)  # (K,)
+    while bool((sizes < lo).any()):
+        under = torch.nonzero(sizes < lo).flatten()  # (Kr,) receivers
+        need = lo - sizes  # (K,) positive for receivers
+        surplus = sizes - lo  # (K,) positive for donors
+        cand = torch.nonzero(surplus[labels] > 0).flatten()  # (M,) points that may move
+        here = dist.gather(1, labels[:, None]).index_select(0, cand)  # (M, 1)
+        delta, j = (dist.index_select(1, under).index_select(0, cand) - here).min(1)  # (M,) to under[j]
+        order = torch.argsort(delta, stable=True)
+        cand, target = cand[order], under[j[order]]
+        keep = _rank_within(labels[cand], k) < surplus[labels[cand]]  # never take a donor below lo
+        cand, target = cand[keep], target[keep]
+        keep = _rank_within(target, k) < need[target]  # never fill a receiver above lo
+        moved, target = cand[keep], target[keep]
+        sizes -= torch.bincount(labels[moved], minlength=k)
+        sizes += torch.bincount(target, minlength=k)
+        labels[moved] = target
+    return labels
+
+
+def balanced_kmeans(
+    x: torch.Tensor,
+    k: int,
+    *,
+    iters: int = 50,
+    seed: int = 0,
+    generator: torch.Generator | None = None,
+    tolerance: float = 0.1,
+) -> Clustering:
+    """Balanced k-means: Lloyd iterations with the capacity-constrained assignment of
+    :func:`capacitated_assign`, so every cluster holds ``lo..hi`` points (:func:`size_bounds`).
+
+    Starts from k-means++ centres; stops when no label changes, when the inertia changes by less than
+    ``REL_TOL`` of itself, or after ``iters`` iterations. The returned centroids are the means of the
+    returned clusters.
+
+    Args:
+        x: (N, D) float32 on any device.
+        k: number of clusters K (<= N).
+        iters: most iterations.
+        seed: seed used when no ``generator`` is given.
+        generator: torch generator on ``x.device``.
+        tolerance: relative size tolerance.
+
+    Returns:
+        :class:`Clustering` with centroids (K, D) float32 and labels (N,) int64.
+    """
+    gen = generator if generator is not None else torch.Generator(device=x.device).manual_seed(seed)
+    lo, hi = size_bounds(x.shape[0], k, tolerance)
+    centroids = kmeans_plus_plus(x, k, gen)  # (K, D)
+    costs = assign_costs(x, centroids)  # (N, K)
+    labels = capacitated_assign(costs, lo, hi)  # (N,)
+    base = float((x * x).sum())
+    inertia = base + float(costs.gather(1, labels[:, None]).sum())
+    it = 0
+    for _ in range(iters):
+        it += 1
+        centroids = _update_centroids(x, labels, centroids)
+        costs = assign_costs(x, centroids)  # (N, K)
+        new = capacitated_assign(costs, lo, hi)  # (N,)
+        previous, inertia = inertia, base + float(costs.gather(1, new[:, None]).sum())
+        converged = torch.equal(new, labels) or abs(previous - inertia) <= REL_TOL * abs(inertia)
+        labels = new
+        if converged:
+            break
+    centroids = _update_centroids(x, labels, centroids)
+    return Clustering(centroids, labels, it)
+
+
+def seed_heuristic_kmeans(
+    x: torch.Tensor,
+    k: int,
+    *,
+    iters: int = 50,
+    seed: int = 0,
+    generator: torch.Generator | None = None,
+    tolerance: float = 0.1,
+) -> Clustering:
+    """The source article's balancing heuristic, ported as its write-up describes it.
+
+    1. Run scikit-learn's ``KMeans(n_clusters=K, n_init=1)`` (default ``max_iter=300``), as the
+       article does; its ``random_state`` is drawn from ``generator``.
+    2. Up to ``iters`` times: assign every point to its nearest centre; if all sizes are within
+       ``[lo, hi]`` stop; otherwise, for every over-full cluster, walk over its points from the
+       farthest to the nearest and move each (a Python loop over points) into the cluster that is
+       smallest at that moment, until the cluster holds ``hi`` points; recompute the centres as
+       cluster means (a Python loop over clusters).
+
+    Deviations, both needed to run at all: the bounds come from :func:`size_bounds` (which keeps
+    them feasible), and an empty cluster keeps its previous centre instead of becoming NaN.
+
+    Args and returns as :func:`balanced_kmeans`; runs on CPU with numpy and scikit-learn (the article's
+    code) whatever the device of ``x``; the result is moved back to ``x.device``.
+    """
+    from sklearn.cluster import KMeans  # the article's k-means; imported here, only this method needs it
+
+    lo, hi = size_bounds(x.shape[0], k, tolerance)
+    gen = generator if generator is not None else torch.Generator(device=x.device).manual_seed(seed)
+    random_state = int(torch.randint(2**31 - 1, (1,), generator=gen, device=x.device).item())
+    xs = x.detach().cpu().numpy()  # (N, D)
+    init = KMeans(n_clusters=k, random_state=random_state, n_init=1).fit(xs)
+    centers = init.cluster_centers_.astype(np.float32)  # (K, D)
+    labels = init.labels_.astype(np.int64)  # (N,)
+    sq_x = (xs * xs).sum(1)[:, None]  # (N, 1)
+    it = 0
+    for _ in range(iters):
+        it += 1
+        distances = np.sqrt(np.maximum(sq_x - 2.0 * xs @ centers.T + (centers**2).sum(1)[None, :], 0.0))
+        new_labels = np.argmin(distances, axis=1)  # (N,)
+        sizes = np.bincount(new_labels, minlength=k)  # (K,)
+        if np.all((sizes >= lo) & (sizes <= hi)):
+            labels = new_labels
+            break
+        for c in range(k):
+            size = sizes[c]
+            if size <= hi:
+                continue
+            members = np.where(new_labels == c)[0]
+            far_first = np.argsort(distances[members, c], kind="stable")[::-1]
+            for i in range(size - hi):
+                point = members[far_first[i]]
+                smallest = int(np.argmin(sizes))
+                new_labels[point] = smallest
+                sizes[c] -= 1
+                sizes[smallest] += 1
+        centers = np.array(
+            [xs[new_labels == c].mean(axis=0) if sizes[c] else centers[c] for c in range(k)], dtype=np.float32
+        )
+        labels = new_labels
+    dev = x.device
+    return Clustering(
+        torch.as_tensor(centers, device=dev), torch.as_tensor(labels, dtype=torch.int64, device=dev), it
+    )
+
+
+Method = Callable[..., Clustering]
+METHODS: dict[str, Method] = {
+    "kmeans": kmeans,
+    "balanced": balanced_kmeans,
+    "seed-heuristic": seed_heuristic_kmeans,
+}
+
+
+# ----------------------------------------------------------------------------- residual quantisation
+
+
+def _as_matrix(vectors: np.ndarray | torch.Tensor, *, what: str = "vectors") -> torch.Tensor:
+    """Check and convert an (N, D) matrix to a float32 CPU tensor (no copy when possible)."""
+    t = torch.as_tensor(np.asarray(vectors) if not isinstance(vectors, torch.Tensor) else vectors)
+    if t.ndim != 2:
+        raise SIDError(f"{what} must be a 2-D array (N items, D dims); got shape {tuple(t.shape)}")
+    if t.shape[0] == 0 or t.shape[1] == 0:
+        raise SIDError(f"{what} is empty (shape {tuple(t.shape)}); embed some items first")
+    if not (t.is_floating_point()):
+        t = t.to(torch.float32)
+    t = t.to(torch.float32)
+    if not torch.isfinite(t).all():
+        bad = int((~torch.isfinite(t)).any(1).sum())
+        raise SIDError(f"{what} contain NaN or infinite values in {bad} row(s); fix or drop those items")
+    return t
+
+
+class ResidualQuantizer:
+    """Residual quantiser: L levels of K centroids, fitted with one of :data:`METHODS`.
+
+    Attributes:
+        config: the :class:`SIDConfig`.
+        codebooks: (L, K, D) float32 tensor after :meth:`fit` or :meth:`load`, else None.
+    """
+
+    def __init__(self, config: SIDConfig | None = None) -> None:
+        self.config = config if config is not None else SIDConfig()
+        self.codebooks: torch.Tensor | None = None
+
+    @property
+    def dim(self) -> int:
+        """Input dimension D of the fitted codebooks."""
+        return int(self._fitted().shape[2])
+
+    def _fitted(self) -> torch.Tensor:
+        if self.codebooks is None:
+            raise SIDError("this ResidualQuantizer is not fitted; call fit(vectors) or load a saved one")
+        return self.codebooks
+
+    def prepare(self, vectors: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Validate and (if ``config.normalize``) L2-normalise.
+
+        Args:
+            vectors: (N, D) float array.
+
+        Returns:
+            (N, D) float32 tensor on CPU: the space the codebooks live in.
+        """
+        x = _as_matrix(vectors)
+        if self.codebooks is not None and x.shape[1] != self.codebooks.shape[2]:
+            raise SIDError(
+                f"vectors have {x.shape[1]} dims but the codebooks were fitted on {self.codebooks.shape[2]}; "
+                "use the same encoder as for fitting"
+            )
+        if self.config.normalize:
+            x = torch.nn.functional.normalize(x, dim=1)
+        return x
+
+    def fit(self, vectors: np.ndarray | torch.Tensor, *, device: str | torch.device = "cpu") -> np.ndarray:
+        """Fit L levels on the residuals of the previous ones.
+
+        Args:
+            vectors: (N, D) float array, N >= K.
+            device: where the clustering runs ("cpu" or "cuda"); same code on both.
+
+        Returns:
+            (N, L) int64 fitted codes (for balanced methods these respect the size bounds).
+        """
+        cfg = self.config
+        self.codebooks = None
+        x = self.prepare(vectors).to(device)  # (N, D)
+        n = x.shape[0]
+        if cfg.codes > n:
+            raise SIDError(
+                f"{cfg.codes} codes per level but only {n} items; choose codes <= {n} "
+                f"(e.g. --codes {n // 2 or 1})"
+            )
+        gen = torch.Generator(device=x.device).manual_seed(cfg.seed)
+        method = METHODS[cfg.method]
+        residual = x.clone()
+        books, codes = [], []
+        for _ in range(cfg.levels):
+            res = method(residual, cfg.codes, iters=cfg.iters, generator=gen, tolerance=cfg.tolerance)
+            books.append(res.centroids)
+            codes.append(res.labels)
+            residual = residual - res.centroids[res.labels]  # (N, D)
+        self.codebooks = torch.stack(books).cpu()  # (L, K, D)
+        return torch.stack(codes, 1).cpu().numpy()  # (N, L)
+
+    def encode(self, vectors: np.ndarray | torch.Tensor, *, batch_size: int = 65536) -> np.ndarray:
+        """Nearest centroid per level on the running residual.
+
+        Args:
+            vectors: (N, D) float array with the fitted D.
+
+        Returns:
+            (N, L) int64 codes.
+        """
+        books = self._fitted()
+        x = self.prepare(vectors)  # (N, D)
+        out = []
+        for start in range(0, x.shape[0], batch_size):
+            residual = x[start : start + batch_size]  # (b, D)
+            cols = []
+            for level in range(books.shape[0]):
+                c = assign_costs(residual, books[level]).argmin(1)  # (b,)
+                cols.append(c)
+                residual = residual - books[level][c]
+            out.append(torch.stack(cols, 1))
+        return torch.cat(out).numpy()
+
+    def decode(self, codes: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Sum of the centroids named by the codes (partial reconstruction for fewer columns).
+
+        Args:
+            codes: (N, L') int with L' <= L (extra columns, e.g. the uniqueness code, are ignored).
+
+        Returns:
+            (N, D) float32 reconstruction in the (normalised) fitting space.
+        """
+        books = self._fitted()
+        c = torch.as_tensor(np.asarray(codes), dtype=torch.int64)
+        if c.ndim != 2:
+            raise SIDError(f"codes must be 2-D (N, levels); got shape {tuple(c.shape)}")
+        depth = min(c.shape[1], books.shape[0])
+        k = books.shape[1]
+        if c.numel() and (int(c[:, :depth].min()) < 0 or int(c[:, :depth].max()) >= k):
+            raise SIDError(f"codes must lie in [0, {k}); these codes come from another quantiser")
+        out = torch.zeros(c.shape[0], books.shape[2])  # (N, D)
+        for level in range(depth):
+            out += books[level][c[:, level]]
+        return out.numpy()
+
+    # -- files -----------------------------------------------------------------------------------------
+    def _meta(self) -> dict:
+        books = self._fitted()
+        return {
+            "format": "cobra.sid",
+            "version": FORMAT_VERSION,
+            "config": asdict(self.config),
+            "levels": int(books.shape[0]),
+            "codes": int(books.shape[1]),
+            "dim": int(books.shape[2]),
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``codebooks`` and JSON metadata to one ``.npz`` file (atomically, no pickle)."""
+        return _write_npz(path, {"codebooks": self._fitted().numpy()}, self._meta())
+
+    @classmethod
+    def load(cls, path: str | Path) -> ResidualQuantizer:
+        """Read a file written by :meth:`save` (or :meth:`SemanticIDs.save`)."""
+        arrays, meta = _read_npz(path)
+        return _quantizer_from(arrays, meta, path)
+
+
+def _write_npz(path: str | Path, arrays: dict[str, np.ndarray], meta: dict) -> Path:
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_suffix(path.suffix + ".npz")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
+    os.close(fd)
+    try:
+        np.savez(tmp, meta=np.array(json.dumps(meta, sort_keys=True)), **arrays)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def _read_npz(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
+    path = Path(path)
+    if not path.exists():
+        raise SIDError(f"no semantic-ID file at {path}; fit one first (python -m cobra sid ...)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {name: z[name] for name in z.files}
+        meta = json.loads(str(arrays.pop("meta")))
+    except Exception as exc:  # noqa: BLE001 - any parse failure means the same thing to the user
+        raise SIDError(f"{path} is not a readable semantic-ID file ({exc}); delete it and fit again") from exc
+    if meta.get("format") != "cobra.sid" or meta.get("version") != FORMAT_VERSION:
+        raise SIDError(f"{path} has format {meta.get('format')!r} v{meta.get('version')}; fit again")
+    return arrays, meta
+
+
+def _quantizer_from(arrays: dict[str, np.ndarray], meta: dict, path: str | Path) -> ResidualQuantizer:
+    books = arrays.get("codebooks")
+    shape = (meta["levels"], meta["codes"], meta["dim"])
+    if books is None or books.shape != shape:
+        raise SIDError(f"{path}: codebooks missing or not of shape {shape}; the file is corrupt, fit again")
+    q = ResidualQuantizer(SIDConfig(**meta["config"]))
+    q.codebooks = torch.from_numpy(books.astype(np.float32))
+    return q
+
+
+# ------------------------------------------------------------------------------------ uniqueness code
+
+
+def add_uniqueness(codes: np.ndarray) -> np.ndarray:
+    """Append TIGER's uniqueness code: items with identical tuples get 0, 1, 2, ... in item order.
+
+    Args:
+        codes: (N, L) int64.
+
+    Returns:
+        (N, L + 1) int64 whose rows are all distinct. The last column's largest value + 1 is the size
+        of the largest colliding group (it may exceed K).
+    """
+    codes = np.asarray(codes, dtype=np.int64)
+    if codes.ndim != 2:
+        raise SIDError(f"codes must be 2-D (N, L); got shape {codes.shape}")
+    if codes.shape[0] == 0:
+        return np.zeros((0, codes.shape[1] + 1), dtype=np.int64)
+    _, group = np.unique(codes, axis=0, return_inverse=True)  # (N,)
+    group = group.reshape(-1)
+    order = np.argsort(group, kind="stable")  # items of a group stay in item order
+    counts = np.bincount(group)
+    starts = np.cumsum(counts) - counts
+    uniq = np.empty(codes.shape[0], dtype=np.int64)
+    uniq[order] = np.arange(codes.shape[0]) - starts[group[order]]
+    return np.concatenate([codes, uniq[:, None]], axis=1)
+
+
+# ------------------------------------------------------------------------------------ the convenience
+
+
+@dataclass(frozen=True, eq=False)
+class SemanticIDs:
+    """Fitted semantic IDs of a catalogue.
+
+    Attributes:
+        codes: (N, L + 1) int64; row i-1 is item i; the last column is the uniqueness code.
+        quantizer: the fitted :class:`ResidualQuantizer` (to encode new items / decode codes).
+        config: the :class:`SIDConfig` used.
+        seconds: wall-clock time of the fit.
+    """
+
+    codes: np.ndarray
+    quantizer: ResidualQuantizer = field(repr=False)
+    config: SIDConfig
+    seconds: float = 0.0
+
+    @property
+    def levels(self) -> int:
+        return self.config.levels
+
+    def save(self, path: str | Path) -> Path:
+        """Write codebooks, codes and metadata to one ``.npz`` file (no pickle)."""
+        meta = self.quantizer._meta() | {"seconds": self.seconds}
+        arrays = {"codebooks": self.quantizer._fitted().numpy(), "sid_codes": self.codes}
+        return _write_npz(path, arrays, meta)
+
+    @classmethod
+    def load(cls, path: str | Path) -> SemanticIDs:
+        """Read a file written by :meth:`save`."""
+        arrays, meta = _read_npz(path)
+        if "sid_codes" not in arrays:
+            raise SIDError(f"{path} holds only a quantiser (no item codes); use ResidualQuantizer.load")
+        q = _quantizer_from(arrays, meta, path)
+        return cls(arrays["sid_codes"].astype(np.int64), q, q.config, float(meta.get("seconds", 0.0)))
+
+
+def fit_semantic_ids(
+    vectors: np.ndarray | torch.Tensor, config: SIDConfig | None = None, *, device: str = "cpu"
+) -> SemanticIDs:
+    """Fit a residual quantiser and return every item's semantic ID.
+
+    Args:
+        vectors: (N, D) float32 item vectors (row i-1 = item i).
+        config: :class:`SIDConfig` (default: 3 levels x 128 codes, balanced).
+        device: "cpu" or "cuda".
+
+    Returns:
+        :class:`SemanticIDs` with codes (N, L + 1) int64.
+    """
+    config = config if config is not None else SIDConfig()
+    q = ResidualQuantizer(config)
+    t0 = time.perf_counter()
+    codes = q.fit(vectors, device=device)  # (N, L)
+    seconds = time.perf_counter() - t0
+    return SemanticIDs(add_uniqueness(codes), q, config, seconds)

@@ -1,0 +1,269 @@
+"""Tests of cobra.sid: k-means variants, residual quantisation, uniqueness codes, files, errors."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cobra.config import ConfigError
+from cobra.sid import (
+    METHODS,
+    ResidualQuantizer,
+    SemanticIDs,
+    SIDConfig,
+    SIDError,
+    add_uniqueness,
+    assign_costs,
+    capacitated_assign,
+    fit_semantic_ids,
+    kmeans,
+    size_bounds,
+    sq_distances,
+)
+
+FAST = settings(max_examples=15, deadline=None)
+
+
+def blobs(n: int = 120, dim: int = 6, centers: int = 5, seed: int = 0) -> np.ndarray:
+    """(n, dim) float32 points around `centers` well-separated centres, with unequal sizes."""
+    rng = np.random.default_rng(seed)
+    mu = rng.standard_normal((centers, dim)) * 4.0
+    which = rng.choice(centers, size=n, p=np.arange(1, centers + 1) / (centers * (centers + 1) / 2))
+    return (mu[which] + 0.3 * rng.standard_normal((n, dim))).astype(np.float32)
+
+
+def cfg(**kw) -> SIDConfig:
+    base = {"levels": 2, "codes": 4, "iters": 15}
+    return SIDConfig(**(base | kw))
+
+
+def test_methods_registry():
+    assert set(METHODS) == {"kmeans", "balanced", "seed-heuristic"}
+
+
+@pytest.mark.parametrize(
+    "kw", [{"method": "nope"}, {"levels": 0}, {"codes": 0}, {"iters": 0}, {"tolerance": -0.1}, {"tolerance": 1.5}]
+)
+def test_bad_config(kw):
+    with pytest.raises(ConfigError):
+        SIDConfig(**kw)
+
+
+def test_sq_distances_and_costs_agree():
+    x, c = torch.randn(30, 5), torch.randn(4, 5)
+    ref = torch.cdist(x, c) ** 2
+    assert torch.allclose(sq_distances(x, c), ref, atol=1e-4)
+    assert torch.equal(assign_costs(x, c).argmin(1), ref.argmin(1))
+
+
+def test_kmeans_recovers_separated_blobs():
+    x = torch.from_numpy(blobs(200, 4, 3, seed=1))
+    res = kmeans(x, 3, seed=0)
+    # every blob ends in one cluster: labels are a relabelling of the truth -> 3 distinct (label, truth) pairs
+    truth = assign_costs(x, res.centroids).argmin(1)
+    assert torch.equal(truth, res.labels)
+    assert res.centroids.shape == (3, 4) and res.labels.dtype == torch.int64
+    assert len(torch.unique(res.labels)) == 3
+
+
+@FAST
+@given(
+    n=st.integers(8, 60),
+    k=st.integers(1, 8),
+    tol=st.sampled_from([0.0, 0.05, 0.1, 0.3]),
+)
+def test_size_bounds_feasible(n, k, tol):
+    if k > n:
+        return
+    lo, hi = size_bounds(n, k, tol)
+    assert 1 <= lo <= n // k and hi >= -(-n // k)
+    assert k * lo <= n <= k * hi
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(4, 80),
+    k=st.integers(1, 9),
+    tol=st.sampled_from([0.0, 0.1, 0.25]),
+    seed=st.integers(0, 10_000),
+)
+def test_capacitated_assign_respects_bounds(n, k, tol, seed):
+    if k > n:
+        return
+    g = torch.Generator().manual_seed(seed)
+    costs = torch.rand(n, k, generator=g) ** 3  # skewed: many points prefer the same clusters
+    lo, hi = size_bounds(n, k, tol)
+    labels = capacitated_assign(costs, lo, hi)
+    sizes = torch.bincount(labels, minlength=k)
+    assert labels.shape == (n,) and int(labels.min()) >= 0 and int(labels.max()) < k
+    assert int(sizes.min()) >= lo and int(sizes.max()) <= hi
+    assert torch.equal(labels, capacitated_assign(costs, lo, hi))  # deterministic
+
+
+def test_capacitated_assign_keeps_nearest_when_feasible():
+    costs = torch.tensor([[0.0, 1.0], [0.0, 2.0], [3.0, 0.0], [1.0, 0.0]])
+    assert capacitated_assign(costs, 2, 2).tolist() == [0, 0, 1, 1]
+    # three points want cluster 0, capacity 2: the one with the smallest regret (point 0) moves
+    costs = torch.tensor([[0.0, 0.1], [0.0, 5.0], [0.0, 3.0], [9.0, 0.0]])
+    assert capacitated_assign(costs, 2, 2).tolist() == [1, 0, 0, 1]
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    method=st.sampled_from(sorted(METHODS)),
+    n=st.integers(16, 60),
+    dim=st.integers(2, 6),
+    k=st.integers(2, 6),
+    levels=st.integers(1, 3),
+    seed=st.integers(0, 1000),
+)
+def test_fit_properties(method, n, dim, k, levels, seed):
+    x = blobs(n, dim, 3, seed=seed)
+    config = SIDConfig(levels=levels, codes=k, method=method, iters=10, seed=seed)
+    sids = fit_semantic_ids(x, config)
+    codes = sids.codes
+    assert codes.shape == (n, levels + 1) and codes.dtype == np.int64
+    assert codes[:, :levels].min() >= 0 and codes[:, :levels].max() < k  # codes in range
+    assert len({tuple(r) for r in codes.tolist()}) == n  # the uniqueness code separates every item
+    # reconstruction error never rises with depth
+    target = sids.quantizer.prepare(x).numpy()
+    errors = [((target - sids.quantizer.decode(codes[:, :d])) ** 2).sum() for d in range(0, levels + 1)]
+    assert all(b <= a * (1 + 1e-5) + 1e-6 for a, b in zip(errors, errors[1:], strict=False))
+    if method == "balanced":  # balance within tolerance at every level
+        lo, hi = size_bounds(n, k, config.tolerance)
+        for level in range(levels):
+            sizes = np.bincount(codes[:, level], minlength=k)
+            assert sizes.min() >= lo and sizes.max() <= hi
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_deterministic_under_seed(method):
+    x = blobs(90, 5, 4, seed=3)
+    a = fit_semantic_ids(x, cfg(method=method, seed=7))
+    b = fit_semantic_ids(x, cfg(method=method, seed=7))
+    np.testing.assert_array_equal(a.codes, b.codes)
+    assert torch.equal(a.quantizer.codebooks, b.quantizer.codebooks)
+
+
+@settings(max_examples=10, deadline=None)
+@given(n=st.integers(20, 80), k=st.integers(2, 8), seed=st.integers(0, 1000))
+def test_encode_reproduces_fitted_kmeans_codes(n, k, seed):
+    x = blobs(n, 5, 4, seed=seed)
+    sids = fit_semantic_ids(x, SIDConfig(levels=3, codes=k, method="kmeans", iters=8, seed=seed))
+    np.testing.assert_array_equal(sids.quantizer.encode(x), sids.codes[:, :3])
+
+
+def test_encode_is_nearest_centroid_for_balanced():
+    x = blobs(100, 5, 3, seed=4)
+    sids = fit_semantic_ids(x, cfg(method="balanced"))
+    enc = sids.quantizer.encode(x)
+    books = sids.quantizer.codebooks
+    first = assign_costs(sids.quantizer.prepare(x), books[0]).argmin(1).numpy()
+    np.testing.assert_array_equal(enc[:, 0], first)
+    # most items keep their nearest centroid; the capacities moved only some
+    assert (enc[:, 0] == sids.codes[:, 0]).mean() > 0.5
+
+
+def test_normalize_flag():
+    x = blobs(60, 4, 3) * 10
+    q = ResidualQuantizer(cfg(normalize=True))
+    assert np.allclose(np.linalg.norm(q.prepare(x).numpy(), axis=1), 1.0, atol=1e-5)
+    q = ResidualQuantizer(cfg(normalize=False))
+    assert np.allclose(q.prepare(x).numpy(), x)
+
+
+def test_save_load_round_trip(tmp_path):
+    x = blobs(80, 6, 4, seed=5)
+    sids = fit_semantic_ids(x, cfg(method="balanced", levels=3))
+    path = sids.quantizer.save(tmp_path / "q.npz")
+    q = ResidualQuantizer.load(path)
+    assert q.config == sids.config
+    assert torch.equal(q.codebooks, sids.quantizer.codebooks)
+    np.testing.assert_array_equal(q.encode(x), sids.quantizer.encode(x))
+    np.testing.assert_array_equal(q.decode(sids.codes), sids.quantizer.decode(sids.codes))
+    full = SemanticIDs.load(sids.save(tmp_path / "sids"))  # suffix added
+    np.testing.assert_array_equal(full.codes, sids.codes)
+    assert full.config == sids.config
+    with np.load(tmp_path / "sids.npz", allow_pickle=False) as z:  # no pickle needed to read it
+        assert set(z.files) == {"meta", "codebooks", "sid_codes"}
+    with pytest.raises(SIDError, match="only a quantiser"):
+        SemanticIDs.load(path)
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(SIDError, match="no semantic-ID file"):
+        ResidualQuantizer.load(tmp_path / "missing.npz")
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(SIDError, match="not a readable"):
+        ResidualQuantizer.load(bad)
+
+
+@pytest.mark.parametrize(
+    ("vectors", "match"),
+    [
+        (np.zeros((0, 4), np.float32), "empty"),
+        (np.zeros((5, 0), np.float32), "empty"),
+        (np.zeros(7, np.float32), "2-D"),
+        (np.array([[0.0, 1.0], [np.nan, 1.0], [1.0, 1.0], [2.0, 0.0]], np.float32), "NaN"),
+        (np.array([[0.0, 1.0], [np.inf, 1.0], [1.0, 1.0], [2.0, 0.0]], np.float32), "NaN or infinite"),
+    ],
+)
+def test_bad_input_errors(vectors, match):
+    with pytest.raises(SIDError, match=match):
+        fit_semantic_ids(vectors, SIDConfig(levels=1, codes=2))
+
+
+def test_more_codes_than_items():
+    with pytest.raises(SIDError, match="codes per level but only 10 items"):
+        fit_semantic_ids(blobs(10, 3, 2), SIDConfig(levels=1, codes=16))
+
+
+def test_wrong_dim_and_unfitted():
+    q = ResidualQuantizer(cfg())
+    with pytest.raises(SIDError, match="not fitted"):
+        q.encode(blobs(10, 3, 2))
+    q.fit(blobs(40, 6, 3))
+    with pytest.raises(SIDError, match="fitted on 6"):
+        q.encode(blobs(10, 3, 2))
+    with pytest.raises(SIDError, match=r"\[0, 4\)"):
+        q.decode(np.array([[9, 0]]))
+
+
+def test_add_uniqueness_by_hand():
+    codes = np.array([[1, 2], [1, 2], [0, 0], [1, 2], [0, 0], [3, 3]])
+    out = add_uniqueness(codes)
+    assert out[:, 2].tolist() == [0, 1, 0, 2, 1, 0]
+    np.testing.assert_array_equal(out[:, :2], codes)
+    assert add_uniqueness(np.zeros((0, 3), np.int64)).shape == (0, 4)
+
+
+@FAST
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2)), min_size=1, max_size=40))
+def test_add_uniqueness_makes_rows_unique(rows):
+    out = add_uniqueness(np.array(rows))
+    assert len({tuple(r) for r in out.tolist()}) == len(rows)
+    # 0, 1, 2, ... in item order inside each group
+    seen: dict[tuple, int] = {}
+    for r, u in zip(rows, out[:, -1].tolist(), strict=True):
+        assert u == seen.get(r, 0)
+        seen[r] = u + 1
+
+
+def test_config_is_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        SIDConfig().codes = 3  # type: ignore[misc]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_same_code_on_gpu():
+    x = blobs(100, 5, 4)
+    cpu = fit_semantic_ids(x, cfg(method="balanced"))
+    gpu = fit_semantic_ids(x, cfg(method="balanced"), device="cuda")
+    assert gpu.codes.shape == cpu.codes.shape
+    assert (gpu.codes[:, 0] == cpu.codes[:, 0]).mean() > 0.9
