@@ -34,7 +34,23 @@ def _bench_sid(args: argparse.Namespace) -> dict[str, Any]:
     return bench_sid(vectors, verbose=not args.json)
 
 
+def _bench_speed(args: argparse.Namespace) -> dict[str, Any]:
+    """Training throughput and peak memory of HSTU and SASRec at T = 50..400."""
+    from cobra.train_bench import cli_bench_speed
+
+    return cli_bench_speed(args)
+
+
+def _bench_quality(args: argparse.Namespace) -> dict[str, Any]:
+    """Mean and std of HR@10 / NDCG@10 over seeds for a list of presets, with the popular baseline."""
+    from cobra.train_bench import cli_bench_quality
+
+    return cli_bench_quality(args)
+
+
 BENCHMARKS: dict[str, Bench] = {
     "data": _bench_data,
     "sid": _bench_sid,
+    "speed": _bench_speed,
+    "quality": _bench_quality,
 }

@@ -73,18 +73,47 @@ def _embed(args: argparse.Namespace) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- eval ----
 def _eval_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--baseline", help="a reference recommender: popular | random")
-    p.add_argument("--dataset", help="MovieLens variant (default: the profile's)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--baseline", help="a reference recommender: popular | random")
+    source.add_argument("--run", help="a training run directory (python -m cobra train --out DIR)")
+    p.add_argument("--dataset", help="MovieLens variant for --baseline (default: the profile's)")
     p.add_argument("--split", default="test", choices=["test", "valid"])
 
 
-@command("eval", "score a recommender with the full-catalogue evaluator", _eval_args)
+@command("eval", "score a baseline or a trained run with the full-catalogue evaluator", _eval_args)
 def _eval(args: argparse.Namespace) -> dict[str, Any]:
     from cobra.metrics import BASELINES, evaluate_baseline
 
+    if args.run:
+        from cobra.train import cli_eval_run
+
+        return cli_eval_run(args)
     if not args.baseline:
-        raise ConfigError(f"eval needs --baseline ({' | '.join(BASELINES)})")
+        raise ConfigError(f"eval needs --baseline ({' | '.join(BASELINES)}) or --run DIR")
     return evaluate_baseline(args.baseline, args.dataset or get_profile(args.profile).dataset, split=args.split)
+
+
+# --------------------------------------------------------------- train ----
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", help="a named preset (python -m cobra presets); default hstu-<profile>")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a preset field, e.g. --set epochs=5 --set model.dim=32 (repeatable)")
+    p.add_argument("--out", help="run directory (default: a new one under data/cache/runs); "
+                   "an unfinished run there is resumed")
+
+
+@command("train", "train a preset; checkpoints every epoch and resumes where it stopped", _train_args)
+def _train(args: argparse.Namespace) -> dict[str, Any]:
+    from cobra.train import cli_train
+
+    return cli_train(args)
+
+
+@command("presets", "list the named presets", lambda p: None)
+def _presets(args: argparse.Namespace) -> dict[str, Any]:
+    from cobra.presets import PRESETS
+
+    return {"presets": sorted(PRESETS)}
 
 
 # ----------------------------------------------------------------- sid ----
@@ -125,6 +154,8 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
     from cobra.bench import BENCHMARKS
 
     p.add_argument("name", choices=sorted(BENCHMARKS), help="which benchmark")
+    p.add_argument("--models", help="bench quality: comma-separated presets (default hstu-cpu,sasrec-cpu,hstu-sid-cpu)")
+    p.add_argument("--seeds", type=int, default=3, help="bench quality: seeds per model")
 
 
 @command("bench", "benchmarks that print measured ratios side by side", _bench_args)
@@ -143,14 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--profile", choices=sorted(PROFILES), help="cpu (default) or 4090d")
         p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
         add_arguments(p)
-        p.set_defaults(run=run)
+        p.set_defaults(handler=run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        result = args.run(args)
+        result = args.handler(args)
     except (CobraError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,0 +1,753 @@
+"""The training loop: ``train_step``, ``evaluate`` and ``fit``, with checkpoints, exact resume and DDP.
+
+Explained in chapter 06 (book/06_hstu.py).
+
+:func:`fit` trains a :class:`cobra.presets.RunConfig` into a run directory::
+
+    out_dir/
+        config.json     the RunConfig (reload with cobra.presets.load_run_config)
+        last.pt         checkpoint after every epoch: model, optimiser, scheduler, scaler, RNG states,
+                        epoch, step, best metric, early-stop counter (written atomically)
+        best.pt         weights with the best validation NDCG@10 so far
+        metrics.jsonl   one line per epoch: epoch, step, loss, valid metrics, seconds, tokens_per_second
+        result.json     the final test metrics of best.pt (what ``fit`` returns)
+        sid_codes.npz   the semantic IDs, for models with SID embeddings
+
+Design choices that make a resumed run *exactly* equal to an uninterrupted one on CPU:
+
+* the order of the training windows in epoch ``e`` is a permutation drawn from a generator seeded
+  with ``(seed, e)`` only (:func:`epoch_order`), never from a stream that carries over epochs;
+* at the start of every epoch the global RNGs (dropout, negatives) are reseeded from
+  ``(seed, e, rank)`` (:func:`epoch_seed`); the checkpoint also stores the python / numpy / torch
+  RNG states, as tensors and lists so ``torch.load(weights_only=True)`` reads them;
+* the checkpoint is written once per epoch, after the evaluation, with ``os.replace`` over a temp
+  file in the same directory, so a crash while writing leaves the previous checkpoint intact.
+
+Multi-GPU: launched with ``torchrun --nproc_per_node=K -m cobra train ...``, every process reads
+``RANK`` / ``WORLD_SIZE`` / ``LOCAL_RANK``, joins the process group (NCCL on CUDA, gloo on CPU),
+trains on its shard of each epoch's permutation (like ``DistributedSampler``: padded to a multiple
+of the world size, rank ``r`` takes every ``world``-th window) and DDP averages the gradients.
+Only rank 0 evaluates and writes files; the early-stop decision is broadcast to every rank.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import random
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from cobra.config import ConfigError, data_home, get_profile, parse_overrides
+from cobra.data import Batch, LeaveOneOut, TrainWindows, build_sequences, leave_one_out
+from cobra.losses import LOSSES, valid_positions
+from cobra.models import SequentialRecommender
+from cobra.presets import RunConfig, get_preset, load_run_config, save_run_config
+
+RESULT_KEYS = ("model", "preset", "epochs", "seconds", "tokens_per_second",
+               "hr@10", "ndcg@10", "hr@50", "ndcg@50", "hr@200", "ndcg@200", "mrr")
+METRIC_KEYS = RESULT_KEYS[5:]
+SELECT_METRIC = "ndcg@10"  # validation metric for early stopping and best.pt
+# Keys of a run's config that may change when a run is resumed (they do not change what was trained).
+RESUMABLE_KEYS = {"epochs", "patience", "eval_batch_size", "compile", "device", "num_threads"}
+CHECKPOINT_VERSION = 1
+AMP_DTYPES: dict[str, torch.dtype | None] = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+# ---------------------------------------------------------------------------------------------- devices
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` -> CUDA when available (this process's ``LOCAL_RANK`` GPU), else CPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("device 'cuda' was asked for but torch sees no GPU; use --set device=cpu")
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device(name)
+
+
+def autocast(device: torch.device, amp: str = "none") -> contextlib.AbstractContextManager:
+    """bf16 / fp16 autocast on CUDA; a no-op on CPU or with ``amp="none"``."""
+    dtype = AMP_DTYPES[amp]
+    if device.type != "cuda" or dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=dtype)
+
+
+# ------------------------------------------------------------------------------------------------ seeds
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """A 63-bit seed that depends only on ``(seed, epoch, rank)``."""
+    ss = np.random.SeedSequence([seed, epoch, rank])
+    return int(ss.generate_state(2, dtype=np.uint32).astype(np.uint64) @ np.array([1 << 31, 1], dtype=np.uint64))
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed python, numpy and torch (CPU and CUDA); optionally switch on deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - the global state other code may draw from
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def rng_state() -> dict[str, Any]:
+    """RNG states of python, numpy and torch as tensors / lists (readable with ``weights_only=True``)."""
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002
+    state: dict[str, Any] = {
+        "python": [version, list(internal), gauss],
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
+                  "cached_gaussian": float(cached)},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    npst = state["numpy"]
+    keys = npst["keys"].numpy().astype(np.uint32)
+    np.random.set_state(("MT19937", keys, npst["pos"], npst["has_gauss"], npst["cached_gaussian"]))  # noqa: NPY002
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ------------------------------------------------------------------------------------------ distributed
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process sits in a ``torchrun`` job (``world_size == 1`` without one)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def init_distributed(device: torch.device) -> DistInfo:
+    """Join the process group when ``WORLD_SIZE > 1`` (set by ``torchrun``); NCCL on CUDA, else gloo."""
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if world <= 1:
+        return DistInfo()
+    info = DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", 0)))
+    if not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend=backend)
+    return info
+
+
+def _barrier(info: DistInfo) -> None:
+    if info.enabled:
+        dist.barrier()
+
+
+def _broadcast(info: DistInfo, value: Any) -> Any:
+    """Rank 0's ``value`` on every rank."""
+    if not info.enabled:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _all_sum(info: DistInfo, *values: float) -> list[float]:
+    if not info.enabled:
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+# ------------------------------------------------------------------------------------------------- data
+def load_split(dataset: str) -> LeaveOneOut:
+    """The leave-one-out split of a MovieLens variant."""
+    from cobra.movielens import load_movielens
+
+    ml = load_movielens(dataset)
+    return leave_one_out(build_sequences(ml.interactions, ml.num_users), ml.num_items)
+
+
+def epoch_order(num_windows: int, seed: int, epoch: int, rank: int = 0, world_size: int = 1,
+                shuffle: bool = True) -> np.ndarray:
+    """Window indices this rank trains on in ``epoch``: depends only on ``(seed, epoch, rank, world_size)``.
+
+    Returns:
+        (ceil(W / world_size),) int64; the permutation is padded (wrapping around) to a multiple of
+        ``world_size`` so every rank runs the same number of steps, then rank ``r`` takes every
+        ``world_size``-th index starting at ``r`` (as ``torch.utils.data.DistributedSampler``).
+    """
+    order = np.arange(num_windows, dtype=np.int64)
+    if shuffle:
+        order = np.random.default_rng([seed, epoch]).permutation(num_windows)
+    total = math.ceil(num_windows / world_size) * world_size
+    order = np.resize(order, total)  # wraps around
+    return order[rank::world_size]
+
+
+def epoch_batches(windows: TrainWindows, batch_size: int, order: np.ndarray) -> Iterator[Batch]:
+    """Training batches of ``windows`` in ``order`` (vectorised gathers, no worker processes)."""
+    for lo in range(0, len(order), batch_size):
+        yield windows.__getitems__(order[lo:lo + batch_size].tolist())
+
+
+# ------------------------------------------------------------------------------------------------ model
+class TrainModule(nn.Module):
+    """The model and its loss as one module: ``forward(batch) -> () loss``, so DDP and compile see it all.
+
+    Args:
+        model: a :class:`cobra.models.SequentialRecommender`.
+        loss: key of :data:`cobra.losses.LOSSES`.
+        num_negatives: ``R``.
+        temperature: logits are cosine / temperature.
+    """
+
+    def __init__(self, model: SequentialRecommender, loss: str = "sampled_softmax", num_negatives: int = 128,
+                 temperature: float = 0.05) -> None:
+        super().__init__()
+        self.model = model
+        self.loss_fn = LOSSES[loss]
+        self.num_negatives = num_negatives
+        self.temperature = temperature
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        """batch with ids/timestamps/next_ids (B, T) -> () float32 mean loss over the valid positions."""
+        hidden = self.model(batch)  # (B, T, D)
+        query, positives = valid_positions(hidden, batch.next_ids)  # (M, D), (M,)
+        emb = self.model.item_embedding
+        return self.loss_fn(query, positives, emb, num_negatives=self.num_negatives,
+                            temperature=self.temperature, num_items=emb.num_items)
+
+
+def build_model(config: RunConfig, codes: np.ndarray | None = None) -> SequentialRecommender:
+    """The network of ``config`` (``config.model.num_items`` must be the dataset's)."""
+    if config.uses_sids and codes is None:
+        raise ConfigError(f"model embedding {config.model.embedding!r} needs semantic-ID codes; "
+                          "fit them with cobra.sid or use a run directory that holds sid_codes.npz")
+    return SequentialRecommender(config.model, codes if config.uses_sids else None)
+
+
+def semantic_ids(config: RunConfig, progress: bool = False) -> np.ndarray:
+    """Item codes (N, L + 1) int64 for ``config``, cached under ``data_home()/sid``.
+
+    Embeds the item texts with ``config.encoder`` (:func:`cobra.text.embed_items`, itself cached) and
+    fits a residual quantiser with ``config.sid_levels`` x ``config.sid_codes`` (:mod:`cobra.sid`).
+    """
+    from cobra.sid import SemanticIDs, SIDConfig, fit_semantic_ids
+
+    sid_config = SIDConfig(levels=config.sid_levels, codes=config.sid_codes, method=config.sid_method)
+    path = data_home() / "sid" / (f"{config.dataset}__{config.encoder}__{config.sid_method}"
+                                  f"__L{config.sid_levels}K{config.sid_codes}.npz")
+    if path.is_file():
+        with contextlib.suppress(Exception):
+            return SemanticIDs.load(path).codes
+    from cobra.text import embed_items
+
+    vectors = embed_items(config.dataset, config.encoder, progress=progress).vectors
+    sids = fit_semantic_ids(vectors, sid_config)
+    sids.save(path)  # atomic
+    return sids.codes
+
+
+def make_optimizer(model: nn.Module, lr: float, betas: tuple[float, float], weight_decay: float
+                   ) -> torch.optim.Optimizer:
+    """AdamW over every trainable parameter."""
+    return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, betas=betas,
+                             weight_decay=weight_decay)
+
+
+class LinearWarmup:
+    """``lr * min(1, (step + 1) / warmup_steps)``: a picklable-free multiplier for ``LambdaLR``."""
+
+    def __init__(self, warmup_steps: int) -> None:
+        self.warmup_steps = warmup_steps
+
+    def __call__(self, step: int) -> float:
+        return 1.0 if self.warmup_steps <= 0 else min(1.0, (step + 1) / self.warmup_steps)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, warmup_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up from ``lr / warmup_steps`` to ``lr`` over ``warmup_steps`` steps, then constant."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, LinearWarmup(warmup_steps))
+
+
+# ------------------------------------------------------------------------------------------------- step
+def train_step(
+    model: nn.Module,
+    batch: Batch,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[Batch], torch.Tensor],
+    *,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+    amp: str = "none",
+    grad_clip: float = 0.0,
+    device: torch.device | str | None = None,
+) -> float:
+    """One optimisation step; returns the loss as a float.
+
+    Args:
+        model: the module whose parameters are clipped (the one ``optimizer`` updates).
+        batch: training batch, ids/timestamps/next_ids (B, T) int64, lengths (B,); moved to ``device``.
+        optimizer: e.g. from :func:`make_optimizer`.
+        loss_fn: ``batch -> () float`` loss, e.g. a (DDP-wrapped) :class:`TrainModule`.
+        scheduler: stepped after the optimiser (per step).
+        scaler: a ``GradScaler`` for fp16; None otherwise.
+        amp: ``none`` / ``bf16`` / ``fp16`` autocast (CUDA only; no-op on CPU).
+        grad_clip: clip the global gradient norm to this (0 = off).
+        device: where the batch goes (default: the model's device).
+    """
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    batch = batch.to(device, non_blocking=True)
+    optimizer.zero_grad(set_to_none=True)
+    with autocast(device, amp):
+        loss = loss_fn(batch)  # ()
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+    else:
+        loss.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    return float(loss.detach())
+
+
+# --------------------------------------------------------------------------------------------- evaluate
+class _Autocast:
+    """Recommender adapter: ``model.score`` under the run's autocast, as float32."""
+
+    def __init__(self, model: SequentialRecommender, device: torch.device, amp: str) -> None:
+        self.model, self.device, self.amp = model, device, amp
+
+    @torch.no_grad()
+    def score(self, batch: Batch) -> torch.Tensor:
+        with autocast(self.device, self.amp):
+            return self.model.score(batch).float()  # (B, N+1)
+
+
+def evaluate(model: SequentialRecommender, split: LeaveOneOut, which: str = "valid", *,
+             max_seq_len: int | None = None, batch_size: int = 512, amp: str = "none",
+             device: torch.device | str | None = None) -> dict[str, float]:
+    """Full-catalogue HR@K / NDCG@K / MRR of ``model`` on ``split`` ("valid" or "test").
+
+    Runs in eval mode (dropout off) without gradients and restores the previous mode.
+
+    Returns:
+        dict of :class:`cobra.metrics.Evaluator` (``hr@10``, ``ndcg@10``, ..., ``mrr``, ``users``).
+    """
+    from cobra.metrics import Evaluator
+
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        evaluator = Evaluator(split, which, max_seq_len or model.config.max_seq_len, batch_size, progress=False)
+        return {k: float(v) for k, v in evaluator.evaluate(_Autocast(model, device, amp), device=device).items()}
+    finally:
+        model.train(was_training)
+
+
+# ------------------------------------------------------------------------------------------ checkpoints
+def _atomic(path: Path, write: Callable[[Path], Any]) -> None:
+    """Run ``write(tmp)`` on a temp file next to ``path``, fsync it, then ``os.replace`` it onto ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _save_codes(path: Path, codes: np.ndarray) -> None:
+    with open(path, "wb") as f:
+        np.savez(f, codes=np.asarray(codes, dtype=np.int64))
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
+    """``torch.save(state)`` atomically: a crash while writing leaves the previous file intact."""
+    path = Path(path)
+    _atomic(path, lambda tmp: torch.save(state, tmp))
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """``torch.load(path, weights_only=True)`` with a readable error for a missing or damaged file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"checkpoint {path} does not exist; train first (python -m cobra train ... --out DIR)")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:
+        raise ConfigError(f"checkpoint {path} cannot be read ({type(err).__name__}: {err}); "
+                          "delete it to start the run over") from None
+
+
+@dataclass
+class TrainState:
+    """Loop counters stored in every checkpoint.
+
+    Attributes:
+        epoch: epochs completed.
+        step: optimiser steps taken.
+        best_metric: best validation NDCG@10 so far (-1 before the first evaluation).
+        best_epoch: the epoch (1-based) that reached it.
+        bad_evals: evaluations since the last improvement (early stopping).
+        finished: the run is over (all epochs, or stopped early).
+        seconds: wall-clock seconds spent in fit so far (training and evaluation, over all calls).
+        train_seconds: seconds spent in training steps only.
+        tokens: real (non-padding) input positions trained on, summed over ranks.
+    """
+
+    epoch: int = 0
+    step: int = 0
+    best_metric: float = -1.0
+    best_epoch: int = 0
+    bad_evals: int = 0
+    finished: bool = False
+    seconds: float = 0.0
+    train_seconds: float = 0.0
+    tokens: int = 0
+
+
+# ----------------------------------------------------------------------------------------------- logging
+class MetricsLog:
+    """``metrics.jsonl`` (one JSON object per epoch) plus TensorBoard scalars when tensorboard is installed."""
+
+    def __init__(self, out_dir: Path, keep_epochs: int) -> None:
+        self.path = out_dir / "metrics.jsonl"
+        lines = self.path.read_text().splitlines() if self.path.is_file() else []
+        kept = [ln for ln in lines if self._epoch(ln) <= keep_epochs]
+        self.path.write_text("".join(ln + "\n" for ln in kept))  # drop epochs the checkpoint does not have
+        self.writer = None
+        with contextlib.suppress(Exception):
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(out_dir / "tensorboard"))
+
+    @staticmethod
+    def _epoch(line: str) -> float:
+        """Epoch of a log line; a torn or empty line (a crash while appending) counts as never written."""
+        try:
+            return json.loads(line)["epoch"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            return math.inf
+
+    def write(self, record: dict[str, Any]) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and key not in ("epoch", "step"):
+                    self.writer.add_scalar(key, value, record["epoch"])
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _progress_bar(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True)
+
+
+# -------------------------------------------------------------------------------------------------- fit
+def default_run_dir(preset: str) -> Path:
+    """``data_home()/runs/<preset>-<YYYYmmdd-HHMMSS>``."""
+    return data_home() / "runs" / f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _check_resumable(saved: RunConfig, config: RunConfig, out_dir: Path) -> None:
+    a, b = saved.to_dict(), config.to_dict()
+    a["model"]["num_items"] = b["model"]["num_items"]
+    diff = [f"{s}.{k}" for s in ("model", "train") for k in a[s] if a[s][k] != b[s][k] and k not in RESUMABLE_KEYS]
+    diff += [k for k in a if not isinstance(a[k], dict) and a[k] != b[k]]
+    if diff:
+        raise ConfigError(
+            f"{out_dir} holds a run with a different config ({', '.join(diff)}); resume it with the same "
+            "settings, pick another --out, or pass resume=False to start over"
+        )
+
+
+def _result(config: RunConfig, state: TrainState, metrics: dict[str, float], out_dir: Path) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "model": config.model.backbone + ("" if config.model.embedding == "id" else
+                                          f"+{config.model.embedding}" + (f"+{config.model.fusion}"
+                                                                          if config.model.fusion else "")),
+        "preset": config.preset,
+        "epochs": state.epoch,
+        "seconds": round(state.seconds, 3),
+        "tokens_per_second": round(state.tokens / max(state.train_seconds, 1e-9), 1),
+    }
+    result.update({k: metrics[k] for k in METRIC_KEYS})
+    result.update({"best_epoch": state.best_epoch, "valid_ndcg@10": state.best_metric, "run": str(out_dir)})
+    return result
+
+
+def fit(
+    config: RunConfig,
+    out_dir: str | Path | None = None,
+    resume: bool = True,
+    progress: bool = True,
+    *,
+    stop_after: int | None = None,
+    callback: Callable[[dict[str, Any], nn.Module], None] | None = None,
+    split: LeaveOneOut | None = None,
+    codes: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Train ``config`` into ``out_dir`` and return the test metrics of the best checkpoint.
+
+    Args:
+        config: the run (a preset from :func:`cobra.presets.get_preset`).
+        out_dir: run directory (default :func:`default_run_dir`); created if needed.
+        resume: continue from ``out_dir/last.pt`` when it exists (else start over, clearing old logs).
+        progress: tqdm bar with loss and tokens/s (rank 0 only).
+        stop_after: return after this many epochs *in this call* (the run stays resumable), as if
+            the process had been killed; the result then has ``"stopped": True`` and no test metrics.
+        callback: ``callback(record, model)``, called on every rank after each epoch's checkpoint with
+            the epoch's metrics record (``rank`` added; validation metrics on rank 0 only) and the
+            unwrapped model; raising in it interrupts the run like a crash would.
+        split: the data split to use (default: ``config.dataset`` loaded and split leave-one-out).
+        codes: (N, L) int64 semantic IDs (default: :func:`semantic_ids` when the model needs them).
+
+    Returns:
+        dict with keys model, preset, epochs, seconds, tokens_per_second, hr@10, ndcg@10, hr@50,
+        ndcg@50, hr@200, ndcg@200, mrr, best_epoch, valid_ndcg@10, run (also written to result.json).
+    """
+    tc = config.train
+    if tc.num_threads > 0:
+        torch.set_num_threads(tc.num_threads)
+    device = resolve_device(tc.device)
+    info = init_distributed(device)
+    out_dir = Path(out_dir) if out_dir is not None else default_run_dir(config.preset)
+    out_dir = Path(_broadcast(info, str(out_dir)))
+    start = time.perf_counter()
+
+    split = split if split is not None else load_split(config.dataset)
+    config = config.replace(model=config.model.replace(num_items=split.num_items))
+    if config.uses_sids and codes is None:
+        codes_path = out_dir / "sid_codes.npz"
+        if resume and codes_path.is_file():
+            codes = np.load(codes_path)["codes"]
+        else:
+            if info.is_main:
+                codes = semantic_ids(config, progress=progress)
+            _barrier(info)
+            codes = codes if codes is not None else semantic_ids(config)  # other ranks: from the cache
+
+    seed_everything(tc.seed, tc.deterministic)
+    model = build_model(config, codes).to(device)
+    optimizer = make_optimizer(model, tc.lr, tc.betas, tc.weight_decay)
+    scheduler = make_scheduler(optimizer, tc.warmup_steps)
+    use_scaler = tc.amp == "fp16" and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda") if use_scaler else None
+    state = TrainState()
+
+    last = out_dir / "last.pt"
+    if resume and last.is_file():
+        _check_resumable(load_run_config(out_dir), config, out_dir)
+        ckpt = load_checkpoint(last)  # on CPU: RNG states must stay there; load_state_dict moves the rest
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        if scaler is not None and ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
+        state = TrainState(**ckpt["state"])
+        # epochs and patience may have changed since: a finished run continues if they now allow it
+        state.finished = state.epoch >= tc.epochs or 0 < tc.patience <= state.bad_evals
+        set_rng_state(ckpt["rng"])
+    elif info.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for stale in ("last.pt", "best.pt", "result.json", "metrics.jsonl"):
+            (out_dir / stale).unlink(missing_ok=True)
+    if info.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_run_config(config, out_dir / "config.json")
+        if codes is not None:
+            _atomic(out_dir / "sid_codes.npz", lambda tmp: _save_codes(tmp, codes))
+    _barrier(info)
+    log = MetricsLog(out_dir, state.epoch) if info.is_main else None
+
+    trainer: nn.Module = TrainModule(model, tc.loss, tc.num_negatives, tc.temperature)
+    if info.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        trainer = DistributedDataParallel(trainer, device_ids=[device.index] if device.type == "cuda" else None)
+    if tc.compile:
+        trainer = torch.compile(trainer)
+
+    windows = TrainWindows(split, config.model.max_seq_len)
+    epochs_this_call = 0
+    state.seconds += time.perf_counter() - start
+    try:
+        while state.epoch < tc.epochs and not state.finished:
+            if stop_after is not None and epochs_this_call >= stop_after:
+                return {"stopped": True, "epochs": state.epoch, "run": str(out_dir)}
+            t_epoch = time.perf_counter()
+            record = _train_epoch(trainer, model, optimizer, scheduler, scaler, windows, config, state, info,
+                                  device, progress)
+            state.epoch += 1
+            epochs_this_call += 1
+            stop = False
+            if info.is_main:
+                if state.epoch % tc.eval_every == 0 or state.epoch == tc.epochs:
+                    valid = evaluate(model, split, "valid", batch_size=tc.eval_batch_size, amp=tc.amp,
+                                     device=device)
+                    record.update({f"valid_{k}": v for k, v in valid.items() if k != "users"})
+                    if valid[SELECT_METRIC] > state.best_metric:
+                        state.best_metric, state.best_epoch, state.bad_evals = valid[SELECT_METRIC], state.epoch, 0
+                        save_checkpoint(out_dir / "best.pt", {"model": model.state_dict(), "epoch": state.epoch,
+                                                              "valid": valid})
+                    else:
+                        state.bad_evals += 1
+                    stop = tc.patience > 0 and state.bad_evals >= tc.patience
+            stop = bool(_broadcast(info, stop))
+            state.finished = stop or state.epoch >= tc.epochs
+            state.seconds += time.perf_counter() - t_epoch
+            record["seconds"] = round(time.perf_counter() - t_epoch, 3)
+            if info.is_main:
+                log.write(record)
+                save_checkpoint(last, {
+                    "version": CHECKPOINT_VERSION, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
+                    "rng": rng_state(), "state": dataclasses.asdict(state),
+                })
+            _barrier(info)
+            if callback is not None:
+                callback({**record, "rank": info.rank}, model)
+    finally:
+        if log is not None:
+            log.close()
+
+    result: dict[str, Any] = {}
+    if info.is_main:
+        t_test = time.perf_counter()
+        best = load_checkpoint(out_dir / "best.pt", map_location=device)
+        model.load_state_dict(best["model"])
+        test = evaluate(model, split, "test", batch_size=tc.eval_batch_size, amp=tc.amp, device=device)
+        state.seconds += time.perf_counter() - t_test
+        result = _result(config, state, test, out_dir)
+        _atomic(out_dir / "result.json", lambda tmp: tmp.write_text(json.dumps(result, indent=2) + "\n"))
+    return _broadcast(info, result)
+
+
+def _train_epoch(trainer: nn.Module, model: nn.Module, optimizer: torch.optim.Optimizer,
+                 scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler | None,
+                 windows: TrainWindows, config: RunConfig, state: TrainState, info: DistInfo,
+                 device: torch.device, progress: bool) -> dict[str, Any]:
+    """One pass over this rank's shard of the epoch; updates ``state.step/tokens/train_seconds``."""
+    tc = config.train
+    # Dropout and negatives of this epoch depend only on (seed, epoch, rank): exact resume.
+    seed = epoch_seed(tc.seed, state.epoch, info.rank)
+    seed_everything(seed)
+    order = epoch_order(len(windows), tc.seed, state.epoch, info.rank, info.world_size)
+    steps = math.ceil(len(order) / tc.batch_size)
+    trainer.train()
+    loss_sum, tokens = 0.0, 0
+    t0 = time.perf_counter()
+    with _progress_bar(steps, f"epoch {state.epoch + 1}/{tc.epochs}", progress and info.is_main) as bar:
+        for batch in epoch_batches(windows, tc.batch_size, order):
+            loss = train_step(model, batch, optimizer, trainer, scheduler=scheduler, scaler=scaler, amp=tc.amp,
+                              grad_clip=tc.grad_clip, device=device)
+            loss_sum += loss
+            tokens += int(batch.lengths.sum())
+            state.step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tokens / max(time.perf_counter() - t0, 1e-9):,.0f}")
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - t0
+    loss_sum, tokens_all, n = _all_sum(info, loss_sum, tokens, steps)
+    state.tokens += int(tokens_all)
+    state.train_seconds += seconds
+    return {"epoch": state.epoch + 1, "step": state.step, "loss": loss_sum / max(n, 1),
+            "lr": optimizer.param_groups[0]["lr"], "train_seconds": round(seconds, 3),
+            "tokens_per_second": round(tokens_all / max(seconds, 1e-9), 1)}
+
+
+# ------------------------------------------------------------------------------------------- load / CLI
+def load_run(run_dir: str | Path, checkpoint: str = "best.pt") -> tuple[SequentialRecommender, RunConfig, LeaveOneOut]:
+    """Rebuild a trained model from a run directory.
+
+    Returns:
+        (model in eval mode on CPU with the weights of ``checkpoint``, its RunConfig, the data split).
+    """
+    run_dir = Path(run_dir)
+    config = load_run_config(run_dir)
+    split = load_split(config.dataset)
+    if split.num_items != config.model.num_items:
+        raise ConfigError(f"{run_dir} was trained on {config.model.num_items} items but {config.dataset} "
+                          f"now has {split.num_items}; the dataset cache changed, retrain the run")
+    codes = None
+    if config.uses_sids:
+        path = run_dir / "sid_codes.npz"
+        if not path.is_file():
+            raise ConfigError(f"{path} is missing; the run's semantic IDs are needed to rebuild its embedding")
+        codes = np.load(path)["codes"]
+    model = build_model(config, codes)
+    path = run_dir / checkpoint
+    if not path.is_file() and checkpoint == "best.pt":
+        path = run_dir / "last.pt"
+    model.load_state_dict(load_checkpoint(path)["model"])
+    return model.eval(), config, split
+
+
+def cli_train(args: Any) -> dict[str, Any]:
+    """``python -m cobra train --preset NAME [--set key=value ...] [--out DIR] [--profile P] [--json]``."""
+    preset = getattr(args, "preset", None) or f"hstu-{get_profile(getattr(args, 'profile', None)).name}"
+    config = get_preset(preset, parse_overrides(list(getattr(args, "set", None) or [])))
+    return fit(config, getattr(args, "out", None), progress=not getattr(args, "json", False))
+
+
+def cli_eval_run(args: Any) -> dict[str, Any]:
+    """``python -m cobra eval --run DIR [--split test|valid] [--json]``: metrics of the run's best weights."""
+    run_dir = Path(args.run)
+    model, config, split = load_run(run_dir)
+    which = getattr(args, "split", None) or "test"
+    state = TrainState()
+    with contextlib.suppress(Exception):
+        state = TrainState(**load_checkpoint(run_dir / "last.pt")["state"])
+    t0 = time.perf_counter()
+    metrics = evaluate(model, split, which, batch_size=config.train.eval_batch_size)
+    result = _result(config, state, metrics, run_dir)
+    result.update({"split": which, "eval_seconds": round(time.perf_counter() - t0, 3)})
+    return result

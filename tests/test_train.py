@@ -1,0 +1,217 @@
+"""Training loop: exact resume, atomic checkpoints, RNG state, the cpu preset end to end, the CLI glue."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cobra.config import ConfigError
+from cobra.data import build_sequences, leave_one_out, synthetic_movielens
+from cobra.presets import get_preset, load_run_config
+from cobra.train import (
+    RESULT_KEYS,
+    cli_eval_run,
+    cli_train,
+    epoch_order,
+    fit,
+    load_checkpoint,
+    load_run,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run much faster on one thread, above all on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_split(num_users: int = 120, num_items: int = 80, per_user: int = 25):
+    df = synthetic_movielens(num_users=num_users, num_items=num_items, num_interactions=num_users * per_user,
+                             seed=3, min_seq_len=10)
+    return leave_one_out(build_sequences(df, num_users), num_items)
+
+
+def tiny_config(backbone: str = "hstu", **train):
+    overrides = {"model.backbone": backbone, "model.dim": 16, "model.max_seq_len": 12, "model.num_blocks": 1,
+                 "epochs": 3, "batch_size": 32, "patience": 0, "eval_batch_size": 64, "device": "cpu",
+                 "loss": "sampled_softmax", "num_negatives": 8, "warmup_steps": 3, **train}
+    return get_preset("hstu-cpu", overrides)
+
+
+def metrics_of(result: dict) -> dict:
+    return {k: result[k] for k in ("hr@10", "ndcg@10", "hr@50", "ndcg@50", "hr@200", "ndcg@200", "mrr",
+                                   "epochs", "best_epoch", "valid_ndcg@10")}
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path)["model"]
+
+
+def losses(run: Path) -> list[float]:
+    return [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("backbone", ["hstu", "sasrec"])
+def test_exact_resume(tmp_path: Path, backbone: str) -> None:
+    split = tiny_split()
+    config = tiny_config(backbone)
+    straight = fit(config, tmp_path / "a", progress=False, split=split)
+
+    partial = fit(config, tmp_path / "b", progress=False, split=split, stop_after=2)
+    assert partial["stopped"] and partial["epochs"] == 2
+    assert not (tmp_path / "b" / "result.json").exists()
+    resumed = fit(config, tmp_path / "b", progress=False, split=split)
+
+    assert metrics_of(resumed) == metrics_of(straight)
+    assert losses(tmp_path / "b") == losses(tmp_path / "a")
+    wa, wb = weights(tmp_path / "a" / "last.pt"), weights(tmp_path / "b" / "last.pt")
+    assert wa.keys() == wb.keys()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_resume_after_crash_in_callback(tmp_path: Path) -> None:
+    split = tiny_split()
+    config = tiny_config()
+    straight = fit(config, tmp_path / "a", progress=False, split=split)
+
+    def crash(record: dict, model: torch.nn.Module) -> None:
+        if record["epoch"] == 1:
+            raise KeyboardInterrupt("simulated kill after epoch 1")
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(config, tmp_path / "b", progress=False, split=split, callback=crash)
+    assert len(losses(tmp_path / "b")) == 1
+    resumed = fit(config, tmp_path / "b", progress=False, split=split)
+    assert metrics_of(resumed) == metrics_of(straight)
+    assert all(torch.equal(v, weights(tmp_path / "b" / "last.pt")[k])
+               for k, v in weights(tmp_path / "a" / "last.pt").items())
+
+
+def test_finished_run_is_not_retrained_and_config_change_refused(tmp_path: Path) -> None:
+    split = tiny_split()
+    config = tiny_config(epochs=1)
+    first = fit(config, tmp_path, progress=False, split=split)
+    again = fit(config, tmp_path, progress=False, split=split)
+    assert metrics_of(again) == metrics_of(first)
+    assert len(losses(tmp_path)) == 1
+    with pytest.raises(ConfigError, match="train.lr"):
+        fit(tiny_config(epochs=1, lr=0.01), tmp_path, progress=False, split=split)
+    # resume=False starts over
+    fresh = fit(tiny_config(epochs=1, lr=0.01), tmp_path, resume=False, progress=False, split=split)
+    assert load_run_config(tmp_path).train.lr == 0.01 and fresh["epochs"] == 1
+
+
+def test_early_stopping_keeps_best(tmp_path: Path) -> None:
+    split = tiny_split()
+    # lr so large that validation gets worse quickly; patience 1 stops the run.
+    result = fit(tiny_config(epochs=30, patience=1, lr=0.5, grad_clip=0.0), tmp_path, progress=False, split=split)
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert result["epochs"] == len(lines) < 30
+    best = max(lines, key=lambda r: r["valid_ndcg@10"])
+    assert result["best_epoch"] == best["epoch"]
+    assert load_checkpoint(tmp_path / "best.pt")["epoch"] == best["epoch"]
+
+
+def test_checkpoint_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, {"x": torch.arange(3), "epoch": 1})
+    real_save = torch.save
+
+    def crashing_save(obj, f, *args, **kwargs):
+        Path(f).write_bytes(b"half a checkpoint")  # partial bytes, then the process "dies"
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crashing_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, {"x": torch.arange(5), "epoch": 2})
+    monkeypatch.setattr(torch, "save", real_save)
+    state = load_checkpoint(path)
+    assert state["epoch"] == 1 and torch.equal(state["x"], torch.arange(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temp file left behind
+
+
+def test_damaged_checkpoint_error_names_file(tmp_path: Path) -> None:
+    path = tmp_path / "last.pt"
+    path.write_bytes(b"garbage")
+    with pytest.raises(ConfigError, match="last.pt"):
+        load_checkpoint(path)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_checkpoint(tmp_path / "nope.pt")
+
+
+def test_rng_state_round_trip_with_weights_only(tmp_path: Path) -> None:
+    random.seed(1)
+    np.random.seed(1)  # noqa: NPY002
+    torch.manual_seed(1)
+    save_checkpoint(tmp_path / "rng.pt", {"rng": rng_state()})
+    expected = (random.random(), np.random.rand(), torch.rand(3))  # noqa: NPY002
+    set_rng_state(load_checkpoint(tmp_path / "rng.pt")["rng"])
+    got = (random.random(), np.random.rand(), torch.rand(3))  # noqa: NPY002
+    assert got[0] == expected[0] and got[1] == expected[1] and torch.equal(got[2], expected[2])
+
+
+def test_epoch_order_depends_only_on_seed_and_epoch() -> None:
+    a = epoch_order(10, seed=0, epoch=3)
+    assert np.array_equal(a, epoch_order(10, seed=0, epoch=3))
+    assert not np.array_equal(a, epoch_order(10, seed=0, epoch=4))
+    assert sorted(a) == list(range(10))
+    shards = [epoch_order(10, 0, 3, rank=r, world_size=3) for r in range(3)]
+    assert all(len(s) == 4 for s in shards)  # padded to 12
+    assert set(np.concatenate(shards)) == set(range(10))
+
+
+def test_cpu_preset_one_epoch_end_to_end_and_cli(tmp_path: Path) -> None:
+    args = argparse.Namespace(preset="hstu-cpu", set=["epochs=1"], out=str(tmp_path), json=True, profile=None)
+    result = cli_train(args)
+    assert set(RESULT_KEYS) <= set(result)
+    assert result["preset"] == "hstu-cpu" and result["epochs"] == 1 and result["tokens_per_second"] > 0
+    for name in ("config.json", "last.pt", "best.pt", "metrics.jsonl", "result.json"):
+        assert (tmp_path / name).is_file(), name
+    record = json.loads((tmp_path / "metrics.jsonl").read_text())
+    assert {"epoch", "step", "loss", "valid_ndcg@10", "seconds", "tokens_per_second"} <= set(record)
+    assert load_run_config(tmp_path) == get_preset("hstu-cpu", {"epochs": 1}).replace(
+        model=load_run_config(tmp_path).model)
+    assert load_run_config(tmp_path).model.num_items == 1682
+
+    model, config, split = load_run(tmp_path)
+    assert not model.training and config.preset == "hstu-cpu" and split.num_items == 1682
+    test = cli_eval_run(argparse.Namespace(run=str(tmp_path), split="test", json=True))
+    assert test["ndcg@10"] == pytest.approx(result["ndcg@10"], abs=1e-9)
+    valid = cli_eval_run(argparse.Namespace(run=str(tmp_path), split="valid", json=True))
+    assert valid["split"] == "valid" and valid["ndcg@10"] == pytest.approx(result["valid_ndcg@10"], abs=1e-9)
+
+
+@pytest.mark.slow
+def test_hstu_cpu_beats_popular(tmp_path: Path) -> None:
+    from cobra.metrics import evaluate_baseline
+
+    result = fit(get_preset("hstu-cpu", {"epochs": 10}), tmp_path, progress=False)
+    popular = evaluate_baseline("popular", "ml-100k")
+    assert result["ndcg@10"] > 1.8 * popular["ndcg@10"]
+    assert result["hr@10"] > 1.5 * popular["hr@10"]
+
+
+def test_bench_speed_small() -> None:
+    from cobra.train_bench import bench_speed
+
+    result = bench_speed(lengths=(8, 16), dim=16, batch_size=4, steps=1, num_items=50, device="cpu",
+                         gpu_preset="hstu-cpu")
+    assert [(r["model"], r["T"]) for r in result["rows"]] == [("hstu", 8), ("sasrec", 8), ("hstu", 16),
+                                                              ("sasrec", 16)]
+    assert all(r["tokens_per_second"] > 0 and r["peak_memory_mb"] > 0 for r in result["rows"])
+    hstu = [r["peak_memory_mb"] for r in result["rows"] if r["model"] == "hstu"]
+    assert hstu[1] > hstu[0]  # longer sequences cost more memory
+    assert set(result["hstu_over_sasrec_tokens_per_second"]) == {"8", "16"}
+    assert result["preset"]["measured"] is False and result["preset"]["peak_memory_gb"] > 0
