@@ -78,6 +78,8 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
     source.add_argument("--run", help="a training run directory (python -m cobra train --out DIR)")
     p.add_argument("--dataset", help="MovieLens variant for --baseline (default: the profile's)")
     p.add_argument("--split", default="test", choices=["test", "valid"])
+    p.add_argument("--decode", help="COBRA runs: decoding mode direct | neighbor | soft | beam "
+                   "(default: the run's)")
 
 
 @command("eval", "score a baseline or a trained run with the full-catalogue evaluator", _eval_args)
@@ -154,8 +156,10 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
     from cobra.bench import BENCHMARKS
 
     p.add_argument("name", choices=sorted(BENCHMARKS), help="which benchmark")
-    p.add_argument("--models", help="bench quality: comma-separated presets (default hstu-cpu,sasrec-cpu,hstu-sid-cpu)")
+    p.add_argument("--models", help="bench quality: comma-separated presets "
+                   "(default hstu-cpu,sasrec-cpu,hstu-sid-cpu,tiger-cpu,cobra-cpu)")
     p.add_argument("--seeds", type=int, default=3, help="bench quality: seeds per model")
+    p.add_argument("--out", help="bench quality: also write the JSON result to this file")
 
 
 @command("bench", "benchmarks that print measured ratios side by side", _bench_args)

@@ -32,6 +32,10 @@ import torch
 import torch.nn.functional as F
 
 ACCIDENTAL_HIT_LOGIT = -5e4
+# sampled_softmax_loss computes all (M, U) logits of the U distinct sampled items with one matrix product when
+# U <= GEMM_ROWS_PER_NEGATIVE * R (a dense product is that much cheaper per value than gathering (M, R, D)
+# rows); otherwise it gathers. Both give the same values.
+GEMM_ROWS_PER_NEGATIVE = 16
 
 Items = torch.Tensor | Callable[[torch.Tensor], torch.Tensor]
 
@@ -128,10 +132,19 @@ def sampled_softmax_loss(
         n = _num_items(items, num_items)
         negatives = sample_negatives(query.shape[0], num_negatives, n, generator, query.device)  # (M, R)
     q = F.normalize(query.float(), dim=-1)  # (M, D)
-    pos = F.normalize(_lookup(items, positives).float(), dim=-1)  # (M, D)
-    neg = F.normalize(_lookup(items, negatives).float(), dim=-1)  # (M, R, D)
-    pos_logits = (q * pos).sum(-1, keepdim=True) / temperature  # (M, 1)
-    neg_logits = torch.einsum("md,mrd->mr", q, neg) / temperature  # (M, R)
+    # Look up and normalise each distinct item once (U <= min(N, M (R + 1)) rows): the same values as
+    # normalising the (M, R, D) gathered negatives, without the (M, R, D) norm and its backward.
+    ids, inverse = torch.unique(torch.cat([positives.unsqueeze(1), negatives], dim=1), return_inverse=True)
+    table = F.normalize(_lookup(items, ids).float(), dim=-1)  # (U, D)
+    if ids.shape[0] <= GEMM_ROWS_PER_NEGATIVE * negatives.shape[1]:
+        # Few distinct rows (a small catalogue): one (M, U) product, then pick the sampled columns.
+        logits = q @ table.T / temperature  # (M, U)
+        pos_logits = logits.gather(1, inverse[:, :1])  # (M, 1)
+        neg_logits = logits.gather(1, inverse[:, 1:])  # (M, R)
+    else:
+        pos, neg = table[inverse[:, 0]], table[inverse[:, 1:]]  # (M, D), (M, R, D)
+        pos_logits = (q * pos).sum(-1, keepdim=True) / temperature  # (M, 1)
+        neg_logits = torch.einsum("md,mrd->mr", q, neg) / temperature  # (M, R)
     hit = negatives == positives.unsqueeze(1)  # (M, R)
     neg_logits = neg_logits.masked_fill(hit, ACCIDENTAL_HIT_LOGIT)
     logits = torch.cat([pos_logits, neg_logits], dim=1)  # (M, 1 + R)

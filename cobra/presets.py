@@ -1,10 +1,11 @@
 """Training configs and named presets: ``python -m cobra train --preset NAME --set key=value``.
 
-Explained in chapter 06 (book/06_hstu.py).
+Explained in chapter 06 (book/06_hstu.py); the COBRA / TIGER presets in chapter 10 (book/10_experiments.py).
 
 A run is described by one frozen :class:`RunConfig`: the dataset and profile, a
-:class:`cobra.models.ModelConfig` (the network) and a :class:`TrainConfig` (the
-optimiser, loss and loop). :data:`PRESETS` names the ones the book and the README
+model ``kind`` with its config (:class:`cobra.models.ModelConfig`, :class:`cobra.cobra_model.CobraConfig`
+or :class:`cobra.tiger.TigerConfig`, see :data:`cobra.model_kinds.MODELS`) and a
+:class:`TrainConfig` (the optimiser, loss and loop). :data:`PRESETS` names the ones the book and the README
 use:
 
 * the HSTU paper's public MovieLens settings (DESIGN §4): ``hstu-ml1m``,
@@ -14,7 +15,10 @@ use:
 * the ``cpu`` profile's (MovieLens-100K, a couple of minutes on 2 cores): ``hstu-cpu``,
   ``sasrec-cpu`` and ``hstu-sid-cpu`` (PrefixN over semantic IDs fused with the ID table);
 * the ``4090d`` profile's (MovieLens-20M at the paper's sizes, bf16): ``hstu-4090d``,
-  ``sasrec-4090d``, ``hstu-sid-4090d``.
+  ``sasrec-4090d``, ``hstu-sid-4090d``;
+* the generative models of chapters 07-10, a run ``kind`` other than ``sequential``
+  (:data:`cobra.model_kinds.MODELS`): ``cobra-cpu`` / ``cobra-4090d`` (interleaved SID/VID,
+  catalogue VID negatives, beam decoding) and ``tiger-cpu`` / ``tiger-4090d``.
 
 :func:`get_preset` applies overrides (``{"lr": 3e-4}`` or ``{"train.lr": 3e-4}``) and
 refuses unknown keys by name. A run directory holds its config as ``config.json``;
@@ -31,8 +35,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cobra.cobra_model import CobraConfig
 from cobra.config import ConfigError, from_dict
+from cobra.decode import DecodeConfig
+from cobra.model_kinds import MODELS, model_kind
 from cobra.models import ModelConfig
+from cobra.tiger import TigerConfig
 
 AMP_MODES = ("none", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
@@ -112,37 +120,56 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """One training run: data, network, training, and where semantic IDs come from.
+    """One training run: data, network, training, and where semantic IDs and text vectors come from.
 
     Attributes:
         preset: the preset it was built from (a label in results and run directories).
         profile: ``cpu`` or ``4090d`` (see :mod:`cobra.config`).
         dataset: MovieLens variant.
-        model: the network; ``model.num_items`` is set from the dataset when the run starts.
+        model: the network, an instance of ``MODELS[kind].config`` (:class:`cobra.models.ModelConfig`,
+            :class:`cobra.cobra_model.CobraConfig` or :class:`cobra.tiger.TigerConfig`);
+            ``model.num_items`` is set from the dataset when the run starts.
         train: the loop.
-        encoder: item text encoder for semantic IDs (SID embeddings only).
+        encoder: item text encoder for semantic IDs and COBRA's VID tower.
         sid_levels: SID depth ``L`` of the residual quantiser.
         sid_codes: codes per level ``K``.
         sid_method: clustering method of :mod:`cobra.sid` (``balanced`` ...).
+        kind: key of :data:`cobra.model_kinds.MODELS` (``sequential``, ``cobra``, ``tiger``).
+        text_vectors: fingerprint (``"N x D sha256:..."``) of the item text vectors the run was trained
+            with, set when the run starts (kinds that read text vectors only); a run whose embedding
+            cache changed since is refused when it is reloaded or resumed.
     """
 
     preset: str
     profile: str
     dataset: str
-    model: ModelConfig
+    model: ModelConfig | CobraConfig | TigerConfig
     train: TrainConfig = field(default_factory=TrainConfig)
     encoder: str = "minilm"
     sid_levels: int = 3
     sid_codes: int = 32
     sid_method: str = "balanced"
+    kind: str = "sequential"
+    text_vectors: str | None = None
+
+    def __post_init__(self) -> None:
+        expected = model_kind(self.kind).config
+        if not isinstance(self.model, expected):
+            raise ConfigError(f"a {self.kind!r} run needs a {expected.__name__} model section, got "
+                              f"{type(self.model).__name__}; set kind to match the model")
 
     @property
     def uses_sids(self) -> bool:
-        """Whether the model's item embedding needs semantic-ID codes."""
-        return self.model.embedding != "id"
+        """Whether the model needs semantic-ID codes."""
+        return MODELS[self.kind].needs_codes(self.model)
+
+    @property
+    def uses_text(self) -> bool:
+        """Whether the model needs the items' text vectors."""
+        return MODELS[self.kind].needs_text
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able mapping (tuples become lists)."""
+        """Plain JSON-able mapping (tuples become lists, nested configs mappings)."""
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
     def replace(self, **changes: Any) -> RunConfig:
@@ -151,7 +178,9 @@ class RunConfig:
 
 # ------------------------------------------------------------------------------------------ (de)serialising
 def _coerce(hint: Any, value: Any) -> Any:
-    """JSON value -> the field's type where JSON loses it (tuples)."""
+    """JSON value -> the field's type where JSON loses it (tuples, nested dataclasses)."""
+    if dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
+        return dataclass_from_json(hint, value)
     origin = typing.get_origin(hint)
     if origin is tuple and isinstance(value, list):
         return tuple(value)
@@ -163,18 +192,19 @@ def _coerce(hint: Any, value: Any) -> Any:
 
 
 def dataclass_from_json(cls: type, values: Mapping[str, Any]) -> Any:
-    """Build frozen dataclass ``cls`` from a JSON mapping: unknown keys refused, tuples restored."""
+    """Build frozen dataclass ``cls`` from a JSON mapping: unknown keys refused, tuples and nested configs restored."""
     hints = typing.get_type_hints(cls)
     return from_dict(cls, {k: _coerce(hints.get(k), v) for k, v in values.items()})
 
 
 def run_config_from_dict(values: Mapping[str, Any]) -> RunConfig:
-    """Inverse of :meth:`RunConfig.to_dict` (unknown keys refused by name)."""
+    """Inverse of :meth:`RunConfig.to_dict` (unknown keys refused by name; no ``kind`` = ``sequential``)."""
     values = dict(values)
     for key in ("model", "train"):
         if key not in values or not isinstance(values[key], Mapping):
             raise ConfigError(f"run config lacks the {key!r} section (a mapping)")
-    values["model"] = dataclass_from_json(ModelConfig, values["model"])
+    kind = model_kind(values.get("kind", "sequential"))
+    values["model"] = dataclass_from_json(kind.config, values["model"])
     values["train"] = dataclass_from_json(TrainConfig, values["train"])
     return dataclass_from_json(RunConfig, values)
 
@@ -201,39 +231,83 @@ def load_run_config(path: str | Path) -> RunConfig:
 
 
 # ----------------------------------------------------------------------------------------------- overrides
-_SECTIONS = {"model": ModelConfig, "train": TrainConfig}
+_SECTIONS = ("model", "train")
 _RUN_KEYS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name not in _SECTIONS)
+_FIXED_KEYS = {"kind": "a run's kind is fixed by its preset; pick a preset of that kind",
+               "text_vectors": "text_vectors is read off the embedding cache when the run starts"}
 
 
 def _names(cls: type) -> set[str]:
     return {f.name for f in dataclasses.fields(cls)}
 
 
+def _dotted_names(cls: type, prefix: str) -> list[str]:
+    """Every settable ``prefix.name`` of ``cls``, nested dataclasses spelled out (``model.decode.mode``)."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints.get(f.name)):
+            out += _dotted_names(hints[f.name], f"{prefix}{f.name}.")
+        else:
+            out.append(f"{prefix}{f.name}")
+    return out
+
+
+def _merge(obj: Any, changes: Mapping[str, Any]) -> Any:
+    """``obj`` (a frozen dataclass) with nested ``changes`` applied (``{"decode": {"mode": "beam"}}``)."""
+    values = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    for name, value in changes.items():
+        current = values.get(name)
+        values[name] = _merge(current, value) if dataclasses.is_dataclass(current) and isinstance(value, dict) \
+            else value
+    plain = {k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for k, v in values.items()}
+    return dataclass_from_json(type(obj), plain)
+
+
 def apply_overrides(config: RunConfig, overrides: Mapping[str, Any]) -> RunConfig:
     """``config`` with ``overrides`` applied; refuses unknown keys by name.
 
-    Keys are ``section.key`` (``train.lr``, ``model.dim``) or a bare key looked up in the run
-    fields (``dataset``, ``sid_codes`` ...), then ``train``, then ``model``. Values are already
-    parsed (see :func:`cobra.config.parse_overrides`).
+    Keys are dotted paths (``train.lr``, ``model.dim``, ``model.decode.mode``) or a bare key looked up
+    in the run fields (``dataset``, ``sid_codes`` ...), then in ``train`` and the model section; a bare
+    key that both ``train`` and the model section have (``temperature`` for COBRA) must be spelled with
+    its section. The model section is the config class of the run's kind. Values are already parsed
+    (see :func:`cobra.config.parse_overrides`).
     """
+    classes = {"model": type(config.model), "train": TrainConfig}
     per: dict[str, dict[str, Any]] = {"run": {}, "model": {}, "train": {}}
-    valid = sorted({*_RUN_KEYS, *(f"{s}.{n}" for s, c in _SECTIONS.items() for n in _names(c))})
+
+    def valid() -> str:
+        return ", ".join(sorted({*_RUN_KEYS, *_dotted_names(TrainConfig, "train."),
+                                 *_dotted_names(classes["model"], "model.")} - set(_FIXED_KEYS)))
+
     for key, value in overrides.items():
-        section, _, name = key.rpartition(".")
-        if section:
-            if section not in _SECTIONS or name not in _names(_SECTIONS[section]):
-                raise ConfigError(f"unknown key {key!r}; valid keys: {', '.join(valid)}")
-        elif name in _RUN_KEYS:
-            section = "run"
+        section, _, rest = key.partition(".")
+        if rest:
+            if section not in classes:
+                raise ConfigError(f"unknown key {key!r}; valid keys: {valid()}")
+            path = rest.split(".")
+        elif key in _RUN_KEYS:
+            section, path = "run", [key]
         else:
-            section = next((s for s in ("train", "model") if name in _names(_SECTIONS[s])), "")
-            if not section:
-                raise ConfigError(f"unknown key {key!r}; valid keys: {', '.join(valid)}")
-        if section == "model" and name == "num_items":
+            found = [s for s in ("train", "model") if key in _names(classes[s])]
+            if len(found) > 1:
+                raise ConfigError(f"key {key!r} is ambiguous for a {config.kind!r} run: write train.{key} or "
+                                  f"model.{key}")
+            if not found:
+                raise ConfigError(f"unknown key {key!r}; valid keys: {valid()}")
+            section, path = found[0], [key]
+        if section != "run" and ".".join([section, *path]) not in _dotted_names(classes[section], f"{section}."):
+            raise ConfigError(f"unknown key {key!r}; valid keys: {valid()}")
+        if section == "model" and path == ["num_items"]:
             raise ConfigError("num_items cannot be set: it is read off the dataset when the run starts")
-        per[section][name] = value
-    model = dataclass_from_json(ModelConfig, {**dataclasses.asdict(config.model), **per["model"]})
-    train = dataclass_from_json(TrainConfig, {**dataclasses.asdict(config.train), **per["train"]})
+        if section == "run" and key in _FIXED_KEYS:
+            raise ConfigError(f"{key} cannot be set: {_FIXED_KEYS[key]}")
+        target = per[section]
+        for name in path[:-1]:
+            target = target.setdefault(name, {})
+        target[path[-1]] = value
+    model = _merge(config.model, per["model"])
+    train = _merge(config.train, per["train"])
     return dataclass_from_json(RunConfig, {**{k: getattr(config, k) for k in _RUN_KEYS}, **per["run"],
                                            "model": model, "train": train})
 
@@ -260,7 +334,9 @@ def _cpu(preset: str, backbone: str, embedding: str = "id", fusion: str | None =
     model = ModelConfig(num_items=NUM_ITEMS_FROM_DATA, backbone=backbone, embedding=embedding, fusion=fusion,
                         dim=64, num_blocks=2, num_heads=1, max_seq_len=50, dropout=0.2,
                         sid_table_size=2**14)
-    # Full softmax: exact and cheaper than 128 sampled negatives per position for 1,682 items on a CPU.
+    # Full softmax: exact, and on 1,682 items no dearer than 128 sampled negatives per position (measured
+    # side by side, one epoch each: the same seconds within noise since sampled_softmax_loss normalises
+    # each distinct sampled item once; before that sampled softmax took about twice as long).
     train = TrainConfig(epochs=50, batch_size=128, eval_batch_size=1024, lr=1e-3, betas=(0.9, 0.98),
                         weight_decay=0.0, loss="full_softmax", num_negatives=128, temperature=0.05,
                         patience=8, eval_every=1, amp="none", deterministic=True, device="cpu")
@@ -272,6 +348,41 @@ def _4090d(preset: str, backbone: str, embedding: str = "id", fusion: str | None
     """ML-20M at the paper's HSTU sizes (4 blocks, 4 heads, D = 256, T = 200), bf16 on one 24 GB card."""
     config = _paper(preset, "ml-20m", backbone, 256, 4, 4, **_gpu())
     return config.replace(model=config.model.replace(embedding=embedding, fusion=fusion))
+
+
+def _cobra_cpu(preset: str = "cobra-cpu") -> RunConfig:
+    """COBRA on ML-100K: the ``cpu`` sizes of ``hstu-cpu``, catalogue VID negatives, beam decoding.
+
+    First signal (valid NDCG@10 after 10 epochs at batch 64): catalogue negatives beat in-batch ones, and
+    the VID tower with an ID embedding decoded by ``beam`` was best (0.058; ``popular`` 0.032).
+    """
+    model = CobraConfig(num_items=NUM_ITEMS_FROM_DATA, dim=64, num_blocks=2, num_heads=1, max_seq_len=50,
+                        dropout=0.2, sid_table_size=2**14, vid_id_embedding=True, lambda_vid=1.0,
+                        temperature=0.05, num_negatives=128, vid_negatives="catalogue",
+                        decode=DecodeConfig(mode="beam"))
+    train = TrainConfig(epochs=25, batch_size=64, eval_batch_size=512, lr=1e-3, betas=(0.9, 0.98),
+                        weight_decay=0.0, patience=4, amp="none", deterministic=True, device="cpu")
+    return RunConfig(preset=preset, profile="cpu", dataset="ml-100k", model=model, train=train,
+                     encoder="minilm", sid_levels=3, sid_codes=32, kind="cobra")
+
+
+def _tiger_cpu(preset: str = "tiger-cpu") -> RunConfig:
+    """TIGER on ML-100K: code-by-code generation on the ``cpu`` HSTU sizes, beam 20."""
+    model = TigerConfig(num_items=NUM_ITEMS_FROM_DATA, dim=64, num_blocks=2, num_heads=1, max_seq_len=50,
+                        dropout=0.2, beam_width=20)
+    train = TrainConfig(epochs=25, batch_size=64, eval_batch_size=512, lr=1e-3, betas=(0.9, 0.98),
+                        weight_decay=0.0, patience=4, amp="none", deterministic=True, device="cpu")
+    return RunConfig(preset=preset, profile="cpu", dataset="ml-100k", model=model, train=train,
+                     encoder="minilm", sid_levels=3, sid_codes=32, kind="tiger")
+
+
+def _generative_4090d(config: RunConfig, preset: str, batch_size: int) -> RunConfig:
+    """A ``cpu`` COBRA / TIGER preset at the ``4090d`` sizes: ML-20M, qwen3, 3 x 128 SIDs, D = 256, 4 x 4, T = 200."""
+    model = config.model.replace(dim=256, num_blocks=4, num_heads=4, max_seq_len=200, sid_table_size=2**16)
+    train = TrainConfig(**{**dataclasses.asdict(config.train), "epochs": 101, "batch_size": batch_size,
+                           "patience": 10, "device": "auto", **_gpu()})
+    return config.replace(preset=preset, profile="4090d", dataset="ml-20m", model=model, train=train,
+                          encoder="qwen3", sid_levels=3, sid_codes=128)
 
 
 PRESETS: dict[str, RunConfig] = {
@@ -286,10 +397,16 @@ PRESETS: dict[str, RunConfig] = {
     "hstu-cpu": _cpu("hstu-cpu", "hstu"),
     "sasrec-cpu": _cpu("sasrec-cpu", "sasrec"),
     "hstu-sid-cpu": _cpu("hstu-sid-cpu", "hstu", "prefixN", "sum"),
+    "cobra-cpu": _cobra_cpu(),
+    "tiger-cpu": _tiger_cpu(),
     # 4090d profile: MovieLens-20M.
     "hstu-4090d": _4090d("hstu-4090d", "hstu"),
     "sasrec-4090d": _4090d("sasrec-4090d", "sasrec"),
     "hstu-sid-4090d": _4090d("hstu-sid-4090d", "hstu", "prefixN", "sum"),
+    # COBRA interleaves 2 tokens per item (T = 200 -> 402 slots) and its catalogue softmax spans ~27k items:
+    # batch 64 keeps a step inside 24 GB; TIGER's sequence is T x (L + 1) tokens.
+    "cobra-4090d": _generative_4090d(_cobra_cpu(), "cobra-4090d", 64),
+    "tiger-4090d": _generative_4090d(_tiger_cpu(), "tiger-4090d", 64),
 }
 
 
@@ -312,8 +429,9 @@ def preset_table() -> list[dict[str, Any]]:
     for name, c in PRESETS.items():
         m, t = c.model, c.train
         rows.append({
-            "preset": name, "dataset": c.dataset, "backbone": m.backbone,
-            "embedding": m.embedding + (f"+{m.fusion}" if m.fusion else ""), "dim": m.dim,
+            "preset": name, "kind": c.kind, "dataset": c.dataset, "backbone": getattr(m, "backbone", "hstu"),
+            "embedding": (m.embedding + (f"+{m.fusion}" if m.fusion else "")) if c.kind == "sequential"
+            else "sid+vid" if c.uses_text else "sid", "dim": m.dim,
             "blocks": m.num_blocks, "heads": m.num_heads, "max_seq_len": m.max_seq_len,
             "batch_size": t.batch_size, "epochs": t.epochs, "amp": t.amp,
         })

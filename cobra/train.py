@@ -13,6 +13,12 @@ Explained in chapter 06 (book/06_hstu.py).
         result.json     the final test metrics of best.pt (what ``fit`` returns)
         sid_codes.npz   the semantic IDs, for models with SID embeddings
 
+The loop knows no model by name: every kind of :data:`cobra.model_kinds.MODELS` (``sequential`` HSTU /
+SASRec, ``cobra``, ``tiger``) is built by its registry entry and trained through one protocol,
+``model.training_loss(batch, generator) -> (loss, stats)``; it is evaluated through ``model.score(batch)``.
+Text vectors (COBRA's VID tower) are not stored in the run: they are re-derived from the embedding cache
+(:func:`cobra.text.embed_items`) and checked against the fingerprint in ``config.json``.
+
 Design choices that make a resumed run *exactly* equal to an uninterrupted one on CPU:
 
 * the order of the training windows in epoch ``e`` is a permutation drawn from a generator seeded
@@ -52,8 +58,7 @@ from torch import nn
 
 from cobra.config import ConfigError, data_home, get_profile, parse_overrides
 from cobra.data import Batch, LeaveOneOut, TrainWindows, build_sequences, leave_one_out
-from cobra.losses import LOSSES, valid_positions
-from cobra.models import SequentialRecommender
+from cobra.model_kinds import MODELS, Trainable, text_fingerprint
 from cobra.presets import RunConfig, get_preset, load_run_config, save_run_config
 
 RESULT_KEYS = ("model", "preset", "epochs", "seconds", "tokens_per_second",
@@ -218,38 +223,61 @@ def epoch_batches(windows: TrainWindows, batch_size: int, order: np.ndarray) -> 
 
 # ------------------------------------------------------------------------------------------------ model
 class TrainModule(nn.Module):
-    """The model and its loss as one module: ``forward(batch) -> () loss``, so DDP and compile see it all.
+    """A model's training loss as one module: ``forward(batch) -> () loss``, so DDP and compile see it all.
 
     Args:
-        model: a :class:`cobra.models.SequentialRecommender`.
-        loss: key of :data:`cobra.losses.LOSSES`.
-        num_negatives: ``R``.
-        temperature: logits are cosine / temperature.
+        model: any :class:`cobra.model_kinds.Trainable` (``training_loss(batch, generator) -> (loss, stats)``).
+
+    Attributes:
+        stats: the ``stats`` dict of the last forward call (floats, e.g. ``loss_sid`` / ``loss_vid``).
     """
 
-    def __init__(self, model: SequentialRecommender, loss: str = "sampled_softmax", num_negatives: int = 128,
-                 temperature: float = 0.05) -> None:
+    def __init__(self, model: Trainable) -> None:
         super().__init__()
         self.model = model
-        self.loss_fn = LOSSES[loss]
-        self.num_negatives = num_negatives
-        self.temperature = temperature
+        self.stats: dict[str, float] = {}
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        """batch with ids/timestamps/next_ids (B, T) -> () float32 mean loss over the valid positions."""
-        hidden = self.model(batch)  # (B, T, D)
-        query, positives = valid_positions(hidden, batch.next_ids)  # (M, D), (M,)
-        emb = self.model.item_embedding
-        return self.loss_fn(query, positives, emb, num_negatives=self.num_negatives,
-                            temperature=self.temperature, num_items=emb.num_items)
+        """batch with ids/timestamps/next_ids (B, T) -> () float32 loss (negatives from the global RNG)."""
+        loss, self.stats = self.model.training_loss(batch, None)
+        return loss
 
 
-def build_model(config: RunConfig, codes: np.ndarray | None = None) -> SequentialRecommender:
-    """The network of ``config`` (``config.model.num_items`` must be the dataset's)."""
+def build_model(config: RunConfig, codes: np.ndarray | None = None,
+                text_vectors: np.ndarray | None = None) -> nn.Module:
+    """The network of ``config`` (``config.model.num_items`` must be the dataset's), built by its kind.
+
+    Args:
+        config: the run.
+        codes: (N, L + 1) int64 semantic IDs, required when ``config.uses_sids``.
+        text_vectors: (N, Dt) float32 item text vectors, required when ``config.uses_text``.
+    """
     if config.uses_sids and codes is None:
-        raise ConfigError(f"model embedding {config.model.embedding!r} needs semantic-ID codes; "
-                          "fit them with cobra.sid or use a run directory that holds sid_codes.npz")
-    return SequentialRecommender(config.model, codes if config.uses_sids else None)
+        raise ConfigError(f"a {config.kind!r} model ({MODELS[config.kind].label(config.model)}) needs semantic-ID "
+                          "codes; fit them with cobra.sid or use a run directory that holds sid_codes.npz")
+    if config.uses_text and text_vectors is None:
+        raise ConfigError(f"a {config.kind!r} model needs item text vectors; compute them with "
+                          f"cobra.text.embed_items({config.dataset!r}, {config.encoder!r})")
+    return MODELS[config.kind].build(config.model, config.train, codes if config.uses_sids else None,
+                                     text_vectors if config.uses_text else None)
+
+
+def item_text_vectors(config: RunConfig, progress: bool = False) -> np.ndarray:
+    """(N, Dt) float32 text vectors of ``config.dataset``'s items with ``config.encoder`` (cached on disk)."""
+    from cobra.text import embed_items
+
+    return embed_items(config.dataset, config.encoder, progress=progress).vectors
+
+
+def check_text_vectors(config: RunConfig, vectors: np.ndarray, where: str | Path) -> None:
+    """Refuse text vectors whose fingerprint differs from the one ``config`` was trained with."""
+    now = text_fingerprint(vectors)
+    if config.text_vectors is not None and now != config.text_vectors:
+        raise ConfigError(
+            f"{where} was trained with {config.dataset} / {config.encoder} text vectors {config.text_vectors}, but "
+            f"the embedding cache now gives {now}: the item texts or the encoder changed since. Restore the old "
+            "cache file under data/cache/embeddings, or retrain the run (a new --out)."
+        )
 
 
 def semantic_ids(config: RunConfig, progress: bool = False) -> np.ndarray:
@@ -346,23 +374,26 @@ def train_step(
 
 # --------------------------------------------------------------------------------------------- evaluate
 class _Autocast:
-    """Recommender adapter: ``model.score`` under the run's autocast, as float32."""
+    """Recommender adapter: ``model.score(batch, **options)`` under the run's autocast, as float32."""
 
-    def __init__(self, model: SequentialRecommender, device: torch.device, amp: str) -> None:
-        self.model, self.device, self.amp = model, device, amp
+    def __init__(self, model: Trainable, device: torch.device, amp: str,
+                 options: dict[str, Any] | None = None) -> None:
+        self.model, self.device, self.amp, self.options = model, device, amp, options or {}
 
     @torch.no_grad()
     def score(self, batch: Batch) -> torch.Tensor:
         with autocast(self.device, self.amp):
-            return self.model.score(batch).float()  # (B, N+1)
+            return self.model.score(batch, **self.options).float()  # (B, N+1)
 
 
-def evaluate(model: SequentialRecommender, split: LeaveOneOut, which: str = "valid", *,
+def evaluate(model: Trainable, split: LeaveOneOut, which: str = "valid", *,
              max_seq_len: int | None = None, batch_size: int = 512, amp: str = "none",
-             device: torch.device | str | None = None) -> dict[str, float]:
+             device: torch.device | str | None = None, score_options: dict[str, Any] | None = None
+             ) -> dict[str, float]:
     """Full-catalogue HR@K / NDCG@K / MRR of ``model`` on ``split`` ("valid" or "test").
 
     Runs in eval mode (dropout off) without gradients and restores the previous mode.
+    ``score_options`` are passed to ``model.score`` (e.g. ``{"decode": "direct"}`` for COBRA).
 
     Returns:
         dict of :class:`cobra.metrics.Evaluator` (``hr@10``, ``ndcg@10``, ..., ``mrr``, ``users``).
@@ -374,7 +405,8 @@ def evaluate(model: SequentialRecommender, split: LeaveOneOut, which: str = "val
     model.eval()
     try:
         evaluator = Evaluator(split, which, max_seq_len or model.config.max_seq_len, batch_size, progress=False)
-        return {k: float(v) for k, v in evaluator.evaluate(_Autocast(model, device, amp), device=device).items()}
+        recommender = _Autocast(model, device, amp, score_options)
+        return {k: float(v) for k, v in evaluator.evaluate(recommender, device=device).items()}
     finally:
         model.train(was_training)
 
@@ -497,6 +529,10 @@ def default_run_dir(preset: str) -> Path:
 
 
 def _check_resumable(saved: RunConfig, config: RunConfig, out_dir: Path) -> None:
+    if saved.text_vectors is not None and saved.text_vectors != config.text_vectors:
+        raise ConfigError(f"{out_dir} was trained with text vectors {saved.text_vectors} but they are now "
+                          f"{config.text_vectors} (the embedding cache changed); pick another --out or pass "
+                          "resume=False to start over")
     a, b = saved.to_dict(), config.to_dict()
     a["model"]["num_items"] = b["model"]["num_items"]
     diff = [f"{s}.{k}" for s in ("model", "train") for k in a[s] if a[s][k] != b[s][k] and k not in RESUMABLE_KEYS]
@@ -510,9 +546,7 @@ def _check_resumable(saved: RunConfig, config: RunConfig, out_dir: Path) -> None
 
 def _result(config: RunConfig, state: TrainState, metrics: dict[str, float], out_dir: Path) -> dict[str, Any]:
     result: dict[str, Any] = {
-        "model": config.model.backbone + ("" if config.model.embedding == "id" else
-                                          f"+{config.model.embedding}" + (f"+{config.model.fusion}"
-                                                                          if config.model.fusion else "")),
+        "model": MODELS[config.kind].label(config.model),
         "preset": config.preset,
         "epochs": state.epoch,
         "seconds": round(state.seconds, 3),
@@ -533,6 +567,7 @@ def fit(
     callback: Callable[[dict[str, Any], nn.Module], None] | None = None,
     split: LeaveOneOut | None = None,
     codes: np.ndarray | None = None,
+    text_vectors: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Train ``config`` into ``out_dir`` and return the test metrics of the best checkpoint.
 
@@ -548,6 +583,8 @@ def fit(
             unwrapped model; raising in it interrupts the run like a crash would.
         split: the data split to use (default: ``config.dataset`` loaded and split leave-one-out).
         codes: (N, L) int64 semantic IDs (default: :func:`semantic_ids` when the model needs them).
+        text_vectors: (N, Dt) float32 item text vectors (default: :func:`item_text_vectors` when the
+            model needs them); their fingerprint is stored in ``config.json``.
 
     Returns:
         dict with keys model, preset, epochs, seconds, tokens_per_second, hr@10, ndcg@10, hr@50,
@@ -573,9 +610,16 @@ def fit(
                 codes = semantic_ids(config, progress=progress)
             _barrier(info)
             codes = codes if codes is not None else semantic_ids(config)  # other ranks: from the cache
+    if config.uses_text:
+        if text_vectors is None:
+            if info.is_main:
+                text_vectors = item_text_vectors(config, progress=progress)
+            _barrier(info)
+            text_vectors = text_vectors if text_vectors is not None else item_text_vectors(config)
+        config = config.replace(text_vectors=text_fingerprint(text_vectors))
 
     seed_everything(tc.seed, tc.deterministic)
-    model = build_model(config, codes).to(device)
+    model = build_model(config, codes, text_vectors).to(device)
     optimizer = make_optimizer(model, tc.lr, tc.betas, tc.weight_decay)
     scheduler = make_scheduler(optimizer, tc.warmup_steps)
     use_scaler = tc.amp == "fp16" and device.type == "cuda"
@@ -607,7 +651,8 @@ def fit(
     _barrier(info)
     log = MetricsLog(out_dir, state.epoch) if info.is_main else None
 
-    trainer: nn.Module = TrainModule(model, tc.loss, tc.num_negatives, tc.temperature)
+    module = TrainModule(model)
+    trainer: nn.Module = module
     if info.enabled:
         from torch.nn.parallel import DistributedDataParallel
 
@@ -623,7 +668,7 @@ def fit(
             if stop_after is not None and epochs_this_call >= stop_after:
                 return {"stopped": True, "epochs": state.epoch, "run": str(out_dir)}
             t_epoch = time.perf_counter()
-            record = _train_epoch(trainer, model, optimizer, scheduler, scaler, windows, config, state, info,
+            record = _train_epoch(trainer, module, optimizer, scheduler, scaler, windows, config, state, info,
                                   device, progress)
             state.epoch += 1
             epochs_this_call += 1
@@ -670,11 +715,15 @@ def fit(
     return _broadcast(info, result)
 
 
-def _train_epoch(trainer: nn.Module, model: nn.Module, optimizer: torch.optim.Optimizer,
+def _train_epoch(trainer: nn.Module, module: TrainModule, optimizer: torch.optim.Optimizer,
                  scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler | None,
                  windows: TrainWindows, config: RunConfig, state: TrainState, info: DistInfo,
                  device: torch.device, progress: bool) -> dict[str, Any]:
-    """One pass over this rank's shard of the epoch; updates ``state.step/tokens/train_seconds``."""
+    """One pass over this rank's shard of the epoch; updates ``state.step/tokens/train_seconds``.
+
+    The record has the mean loss and, as ``train_<name>``, the mean of every ``stats`` entry of the
+    model's ``training_loss`` (e.g. ``train_loss_sid`` / ``train_loss_vid`` for COBRA).
+    """
     tc = config.train
     # Dropout and negatives of this epoch depend only on (seed, epoch, rank): exact resume.
     seed = epoch_seed(tc.seed, state.epoch, info.rank)
@@ -683,12 +732,15 @@ def _train_epoch(trainer: nn.Module, model: nn.Module, optimizer: torch.optim.Op
     steps = math.ceil(len(order) / tc.batch_size)
     trainer.train()
     loss_sum, tokens = 0.0, 0
+    stat_sums: dict[str, float] = {}
     t0 = time.perf_counter()
     with _progress_bar(steps, f"epoch {state.epoch + 1}/{tc.epochs}", progress and info.is_main) as bar:
         for batch in epoch_batches(windows, tc.batch_size, order):
-            loss = train_step(model, batch, optimizer, trainer, scheduler=scheduler, scaler=scaler, amp=tc.amp,
-                              grad_clip=tc.grad_clip, device=device)
+            loss = train_step(module.model, batch, optimizer, trainer, scheduler=scheduler, scaler=scaler,
+                              amp=tc.amp, grad_clip=tc.grad_clip, device=device)
             loss_sum += loss
+            for key, value in module.stats.items():
+                stat_sums[key] = stat_sums.get(key, 0.0) + float(value)
             tokens += int(batch.lengths.sum())
             state.step += 1
             bar.update(1)
@@ -696,24 +748,38 @@ def _train_epoch(trainer: nn.Module, model: nn.Module, optimizer: torch.optim.Op
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - t0
-    loss_sum, tokens_all, n = _all_sum(info, loss_sum, tokens, steps)
+    names = sorted(stat_sums)
+    loss_sum, tokens_all, n, *stats = _all_sum(info, loss_sum, tokens, steps, *(stat_sums[k] for k in names))
     state.tokens += int(tokens_all)
     state.train_seconds += seconds
-    return {"epoch": state.epoch + 1, "step": state.step, "loss": loss_sum / max(n, 1),
-            "lr": optimizer.param_groups[0]["lr"], "train_seconds": round(seconds, 3),
-            "tokens_per_second": round(tokens_all / max(seconds, 1e-9), 1)}
+    record = {"epoch": state.epoch + 1, "step": state.step, "loss": loss_sum / max(n, 1),
+              "lr": optimizer.param_groups[0]["lr"], "train_seconds": round(seconds, 3),
+              "tokens_per_second": round(tokens_all / max(seconds, 1e-9), 1)}
+    record.update({f"train_{k}": v / max(n, 1) for k, v in zip(names, stats, strict=True)})
+    return record
 
 
 # ------------------------------------------------------------------------------------------- load / CLI
-def load_run(run_dir: str | Path, checkpoint: str = "best.pt") -> tuple[SequentialRecommender, RunConfig, LeaveOneOut]:
-    """Rebuild a trained model from a run directory.
+def load_run(run_dir: str | Path, checkpoint: str = "best.pt", *, split: LeaveOneOut | None = None,
+             text_vectors: np.ndarray | None = None) -> tuple[nn.Module, RunConfig, LeaveOneOut]:
+    """Rebuild a trained model of any kind from a run directory.
+
+    Semantic IDs come from the run's ``sid_codes.npz``; text vectors (COBRA) are re-derived from the
+    embedding cache and must match the fingerprint stored in ``config.json``.
+
+    Args:
+        run_dir: a directory written by :func:`fit`.
+        checkpoint: ``best.pt`` (falls back to ``last.pt`` when absent) or ``last.pt``.
+        split: the data split (default: ``config.dataset`` loaded and split leave-one-out).
+        text_vectors: (N, Dt) float32 item text vectors (default: :func:`item_text_vectors`); checked
+            against the run's fingerprint either way.
 
     Returns:
         (model in eval mode on CPU with the weights of ``checkpoint``, its RunConfig, the data split).
     """
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
-    split = load_split(config.dataset)
+    split = split if split is not None else load_split(config.dataset)
     if split.num_items != config.model.num_items:
         raise ConfigError(f"{run_dir} was trained on {config.model.num_items} items but {config.dataset} "
                           f"now has {split.num_items}; the dataset cache changed, retrain the run")
@@ -721,9 +787,12 @@ def load_run(run_dir: str | Path, checkpoint: str = "best.pt") -> tuple[Sequenti
     if config.uses_sids:
         path = run_dir / "sid_codes.npz"
         if not path.is_file():
-            raise ConfigError(f"{path} is missing; the run's semantic IDs are needed to rebuild its embedding")
+            raise ConfigError(f"{path} is missing; the run's semantic IDs are needed to rebuild its model")
         codes = np.load(path)["codes"]
-    model = build_model(config, codes)
+    if config.uses_text:
+        text_vectors = text_vectors if text_vectors is not None else item_text_vectors(config)
+        check_text_vectors(config, text_vectors, run_dir)
+    model = build_model(config, codes, text_vectors)
     path = run_dir / checkpoint
     if not path.is_file() and checkpoint == "best.pt":
         path = run_dir / "last.pt"
@@ -739,15 +808,37 @@ def cli_train(args: Any) -> dict[str, Any]:
 
 
 def cli_eval_run(args: Any) -> dict[str, Any]:
-    """``python -m cobra eval --run DIR [--split test|valid] [--json]``: metrics of the run's best weights."""
+    """``python -m cobra eval --run DIR [--split test|valid] [--decode MODE] [--json]``: metrics of the best weights.
+
+    ``--decode`` (``direct``, ``neighbor``, ``soft``, ``beam``; COBRA runs only) overrides the run's
+    decoding mode. The result has the keys of :func:`fit` plus ``split``, ``decode`` (the mode used;
+    ``full`` for ID models, ``trie-beam`` for TIGER), ``eval_seconds`` and ``ms_per_user`` (wall
+    milliseconds of evaluation per evaluated user).
+    """
+    from cobra.decode import DECODERS
+
     run_dir = Path(args.run)
+    decode = getattr(args, "decode", None)
+    if decode is not None:
+        kind = load_run_config(run_dir).kind
+        if not MODELS[kind].decodes:
+            raise ConfigError(f"--decode chooses a COBRA decoding mode, but {run_dir} holds a {kind!r} run, which "
+                              "has a single way to score items; drop --decode")
+        if decode not in DECODERS:
+            raise ConfigError(f"unknown --decode {decode!r}; choose one of {', '.join(DECODERS)}")
     model, config, split = load_run(run_dir)
+    if config.train.num_threads > 0:
+        torch.set_num_threads(config.train.num_threads)  # as in training: ms_per_user comparable to its epochs
     which = getattr(args, "split", None) or "test"
     state = TrainState()
     with contextlib.suppress(Exception):
         state = TrainState(**load_checkpoint(run_dir / "last.pt")["state"])
+    options = {"decode": decode} if decode is not None else None
     t0 = time.perf_counter()
-    metrics = evaluate(model, split, which, batch_size=config.train.eval_batch_size)
+    metrics = evaluate(model, split, which, batch_size=config.train.eval_batch_size, score_options=options)
+    seconds = time.perf_counter() - t0
     result = _result(config, state, metrics, run_dir)
-    result.update({"split": which, "eval_seconds": round(time.perf_counter() - t0, 3)})
+    result.update({"split": which, "decode": decode or MODELS[config.kind].decode_label(config.model),
+                   "eval_seconds": round(seconds, 3),
+                   "ms_per_user": round(1000 * seconds / max(metrics.get("users", 0), 1), 3)})
     return result

@@ -1,6 +1,7 @@
 """Training benchmarks: ``python -m cobra bench speed`` and ``python -m cobra bench quality``.
 
-Explained in chapter 06 (book/06_hstu.py).
+Explained in chapter 06 (book/06_hstu.py); the quality table and curves of all models in chapter 10
+(book/10_experiments.py).
 
 * :func:`bench_speed` -- training throughput (tokens/s) and peak memory of HSTU and SASRec at
   ``T = 50, 100, 200, 400`` with ``D = 64``, side by side in one process, a few steps each, so the
@@ -8,7 +9,9 @@ Explained in chapter 06 (book/06_hstu.py).
   reports ``torch.cuda.max_memory_allocated`` against the 24 GB budget; on CPU it *estimates* that
   figure (see :func:`memory_estimate`) and says so.
 * :func:`bench_quality` -- mean and standard deviation over seeds of HR@10 and NDCG@10 on
-  MovieLens-100K for a list of presets, with the ``popular`` baseline for reference.
+  MovieLens-100K for a list of presets (any kind: HSTU, SASRec, PrefixN, TIGER, COBRA), with the
+  ``popular`` baseline for reference, and each run's validation NDCG@10 per epoch (read from its
+  ``metrics.jsonl``) so convergence can be plotted (chapter 10).
 
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` over the measured steps. CPU has no such
 counter, so there we report an estimate: the bytes of the tensors autograd saves for the backward
@@ -18,6 +21,7 @@ gradients and the two AdamW moments. The result says which method it used (``mem
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from collections.abc import Sequence
@@ -29,7 +33,8 @@ import torch
 
 from cobra.config import data_home
 from cobra.data import Batch
-from cobra.models import ModelConfig, SequentialRecommender
+from cobra.model_kinds import SequentialModel
+from cobra.models import ModelConfig
 from cobra.presets import get_preset
 from cobra.train import TrainModule, autocast, fit, make_optimizer, train_step
 
@@ -134,7 +139,7 @@ def bench_speed(
             torch.manual_seed(0)
             config = ModelConfig(num_items=num_items, backbone=backbone, dim=dim, num_blocks=2, num_heads=1,
                                  max_seq_len=T, dropout=0.2)
-            trainer = TrainModule(SequentialRecommender(config), loss).to(dev)
+            trainer = TrainModule(SequentialModel(config, loss=loss)).to(dev)
             row = {"model": backbone, "T": T, **_measure(trainer, batch, steps, dev, amp)}
             rows.append(row)
             if verbose:
@@ -166,8 +171,9 @@ def preset_memory(name: str = "hstu-4090d", batch_size: int = 128, num_items: in
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     T = model_config.max_seq_len
     torch.manual_seed(0)
-    trainer = TrainModule(SequentialRecommender(model_config), config.train.loss, config.train.num_negatives,
-                          config.train.temperature).to(dev)
+    model = SequentialModel(model_config, loss=config.train.loss, num_negatives=config.train.num_negatives,
+                            temperature=config.train.temperature)
+    trainer = TrainModule(model).to(dev)
     out: dict[str, Any] = {"preset": name, "batch_size": batch_size, "T": T, "num_items": num_items,
                            "budget_gb": GPU_BUDGET_GB}
     if dev.type == "cuda":
@@ -185,13 +191,42 @@ def preset_memory(name: str = "hstu-4090d", batch_size: int = 128, num_items: in
     return out
 
 
-def bench_quality(models: Sequence[str] = ("hstu-cpu", "sasrec-cpu", "hstu-sid-cpu"), seeds: int = 3,
+QUALITY_MODELS = ("hstu-cpu", "sasrec-cpu", "hstu-sid-cpu", "tiger-cpu", "cobra-cpu")
+
+
+def validation_curve(run_dir: str | Path) -> list[dict[str, float]]:
+    """Per-epoch ``{"epoch", "valid_ndcg@10", "seconds"}`` of a run, from its ``metrics.jsonl``.
+
+    ``seconds`` is the wall time of the run up to the end of that epoch (training and validation).
+    Epochs without a validation (``eval_every > 1``) are skipped.
+    """
+    path = Path(run_dir) / "metrics.jsonl"
+    curve, elapsed = [], 0.0
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        record = json.loads(line)
+        elapsed += float(record.get("seconds", 0.0))
+        if "valid_ndcg@10" in record:
+            curve.append({"epoch": int(record["epoch"]), "valid_ndcg@10": float(record["valid_ndcg@10"]),
+                          "seconds": round(elapsed, 3)})
+    return curve
+
+
+def _mean_curve(curves: list[list[dict[str, float]]]) -> list[dict[str, float]]:
+    """Mean validation NDCG@10 per epoch over the runs that reached that epoch (early stopping differs)."""
+    by_epoch: dict[int, list[float]] = {}
+    for curve in curves:
+        for point in curve:
+            by_epoch.setdefault(point["epoch"], []).append(point["valid_ndcg@10"])
+    return [{"epoch": e, "valid_ndcg@10_mean": float(np.mean(v)), "runs": len(v)} for e, v in sorted(by_epoch.items())]
+
+
+def bench_quality(models: Sequence[str] = QUALITY_MODELS, seeds: int = 3,
                   out_dir: str | Path | None = None, resume: bool = False, progress: bool = False,
                   overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Mean and standard deviation over ``seeds`` runs of HR@10 / NDCG@10 for each preset, plus ``popular``.
 
     Args:
-        models: preset names (all on the same dataset, e.g. the ``cpu`` ones on MovieLens-100K).
+        models: preset names of any kind (all on the same dataset, e.g. the ``cpu`` ones on MovieLens-100K).
         seeds: runs per preset, with ``seed = 0 .. seeds - 1``.
         out_dir: where the runs go (default ``data_home()/runs/bench-quality``), one folder per (preset, seed).
         resume: reuse finished runs found there instead of training again.
@@ -199,32 +234,39 @@ def bench_quality(models: Sequence[str] = ("hstu-cpu", "sasrec-cpu", "hstu-sid-c
         overrides: extra ``--set`` values for every run (e.g. ``{"epochs": 5}`` for a quick look).
 
     Returns:
-        dict with dataset, seeds, models ({preset: {hr@10_mean, hr@10_std, ndcg@10_mean, ndcg@10_std,
-        runs: [{seed, hr@10, ndcg@10, epochs, seconds}], seconds}}) and popular ({hr@10, ndcg@10}).
+        dict with dataset, seeds, models ({preset: {model, hr@10_mean, hr@10_std, ndcg@10_mean, ndcg@10_std,
+        runs: [{seed, hr@10, ndcg@10, epochs, best_epoch, seconds, curve}], curve, seconds}}) and popular
+        ({hr@10, ndcg@10}). ``curve`` of a run is :func:`validation_curve`; the model's ``curve`` is the mean
+        validation NDCG@10 per epoch over the seeds that reached it (``runs`` of them).
         The standard deviation is the sample one (``ddof = 1``; 0 for a single seed).
     """
     from cobra.metrics import evaluate_baseline
 
+    if seeds < 1:
+        raise ValueError(f"bench quality needs seeds >= 1, got {seeds}")
     root = Path(out_dir) if out_dir is not None else data_home() / "runs" / "bench-quality"
+    configs = {name: [get_preset(name, {**(overrides or {}), "seed": seed}) for seed in range(seeds)]
+               for name in models}
+    datasets = {c.dataset for runs in configs.values() for c in runs}
+    if len(datasets) > 1:  # checked before hours of training
+        raise ValueError(f"bench quality compares presets on one dataset; got {sorted(datasets)}")
     results: dict[str, Any] = {}
-    datasets = set()
-    for name in models:
+    for name, seed_configs in configs.items():
         runs = []
-        for seed in range(seeds):
-            config = get_preset(name, {**(overrides or {}), "seed": seed})
-            datasets.add(config.dataset)
-            r = fit(config, root / f"{name}-seed{seed}", resume=resume, progress=progress)
+        for seed, config in enumerate(seed_configs):
+            run_dir = root / f"{name}-seed{seed}"
+            r = fit(config, run_dir, resume=resume, progress=progress)
             runs.append({"seed": seed, "hr@10": r["hr@10"], "ndcg@10": r["ndcg@10"], "epochs": r["epochs"],
-                         "seconds": r["seconds"]})
-        entry: dict[str, Any] = {}
+                         "best_epoch": r["best_epoch"], "seconds": r["seconds"],
+                         "curve": validation_curve(run_dir)})
+        entry: dict[str, Any] = {"model": r["model"]}
         for key in ("hr@10", "ndcg@10"):
             values = [run[key] for run in runs]
             entry[f"{key}_mean"] = float(np.mean(values))
             entry[f"{key}_std"] = float(statistics.stdev(values)) if len(values) > 1 else 0.0
-        entry.update(runs=runs, seconds=round(sum(run["seconds"] for run in runs), 1))
+        entry.update(runs=runs, curve=_mean_curve([run["curve"] for run in runs]),
+                     seconds=round(sum(run["seconds"] for run in runs), 1))
         results[name] = entry
-    if len(datasets) > 1:
-        raise ValueError(f"bench quality compares presets on one dataset; got {sorted(datasets)}")
     dataset = datasets.pop() if datasets else "ml-100k"
     popular = evaluate_baseline("popular", dataset)
     return {"dataset": dataset, "seeds": seeds, "models": results,
@@ -237,8 +279,20 @@ def cli_bench_speed(args: Any) -> dict[str, Any]:
 
 
 def cli_bench_quality(args: Any) -> dict[str, Any]:
-    """``python -m cobra bench quality [--models a,b,c] [--seeds 3] [--json]``."""
-    models = getattr(args, "models", None) or "hstu-cpu,sasrec-cpu,hstu-sid-cpu"
+    """``python -m cobra bench quality [--models a,b,c] [--seeds 3] [--out FILE] [--json]``.
+
+    With ``--out`` the result is also written to ``FILE`` as indented JSON (parents created).
+    """
+    models = getattr(args, "models", None) or ",".join(QUALITY_MODELS)
     if isinstance(models, str):
         models = [m.strip() for m in models.split(",") if m.strip()]
-    return bench_quality(models, int(getattr(args, "seeds", None) or 3), progress=not getattr(args, "json", False))
+    for name in models:
+        get_preset(name)  # an unknown name fails now, with the list of presets
+    result = bench_quality(models, int(getattr(args, "seeds", None) or 3), progress=not getattr(args, "json", False))
+    out = getattr(args, "out", None)
+    if out:
+        path = Path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        result = {**result, "out": str(path)}
+    return result

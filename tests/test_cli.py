@@ -62,3 +62,12 @@ def test_module_entry_point_runs():
 def test_unknown_profile_is_refused(profile):
     with pytest.raises(SystemExit):
         main(["data", "--profile", profile])
+
+
+def test_eval_decode_and_bench_out_flags_parse():
+    from cobra.cli import build_parser
+
+    args = build_parser().parse_args(["eval", "--run", "runs/x", "--decode", "beam", "--json"])
+    assert (args.run, args.decode) == ("runs/x", "beam")
+    args = build_parser().parse_args(["bench", "quality", "--models", "cobra-cpu,tiger-cpu", "--out", "q.json"])
+    assert (args.models, args.out, args.seeds) == ("cobra-cpu,tiger-cpu", "q.json", 3)

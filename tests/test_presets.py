@@ -112,3 +112,52 @@ def test_train_config_validation() -> None:
         TrainConfig(epochs=0)
     with pytest.raises(ConfigError, match="betas"):
         TrainConfig(betas=(0.9,))
+
+
+def test_generative_presets() -> None:
+    for name, kind in (("cobra-cpu", "cobra"), ("tiger-cpu", "tiger")):
+        c = get_preset(name)
+        assert (c.kind, c.profile, c.dataset, c.encoder, c.sid_levels, c.sid_codes) == (kind, "cpu", "ml-100k",
+                                                                                       "minilm", 3, 32)
+        assert (c.model.dim, c.model.num_blocks, c.model.max_seq_len, c.train.device) == (64, 2, 50, "cpu")
+        assert c.uses_sids and c.uses_text == (kind == "cobra")
+        big = get_preset(name.replace("cpu", "4090d"))
+        assert (big.kind, big.dataset, big.encoder, big.sid_codes, big.train.amp) == (kind, "ml-20m", "qwen3", 128,
+                                                                                     "bf16")
+        assert (big.model.dim, big.model.num_blocks, big.model.num_heads, big.model.max_seq_len) == (256, 4, 4, 200)
+    cobra = get_preset("cobra-cpu")
+    assert (cobra.model.vid_negatives, cobra.model.vid_id_embedding, cobra.model.decode.mode) == ("catalogue", True,
+                                                                                                  "beam")
+    assert get_preset("tiger-cpu").model.beam_width == 20
+
+
+def test_nested_and_ambiguous_overrides() -> None:
+    c = get_preset("cobra-cpu", parse_overrides(["model.decode.mode=direct", "model.decode.beam_width=8",
+                                                 "model.temperature=0.1", "train.temperature=0.2", "dim=32"]))
+    assert (c.model.decode.mode, c.model.decode.beam_width, c.model.temperature, c.train.temperature,
+            c.model.dim) == ("direct", 8, 0.1, 0.2, 32)
+    assert PRESETS["cobra-cpu"].model.decode.mode == "beam"
+    with pytest.raises(ConfigError, match="ambiguous.*model.temperature"):
+        get_preset("cobra-cpu", {"temperature": 0.1})
+    with pytest.raises(ConfigError, match=r"model\.decode\.mod\b"):
+        get_preset("cobra-cpu", {"model.decode.mod": "beam"})
+    with pytest.raises(ConfigError, match="decode mode"):
+        get_preset("cobra-cpu", {"model.decode.mode": "greedy"})
+    with pytest.raises(ConfigError, match=r"model\.backbone"):
+        get_preset("tiger-cpu", {"model.backbone": "sasrec"})  # TIGER has no backbone choice
+    with pytest.raises(ConfigError, match="kind"):
+        get_preset("hstu-cpu", {"kind": "cobra"})
+
+
+def test_old_run_config_without_kind_is_sequential() -> None:
+    values = get_preset("hstu-cpu").to_dict()
+    del values["kind"], values["text_vectors"]
+    assert run_config_from_dict(values) == get_preset("hstu-cpu")
+    values = get_preset("cobra-cpu").to_dict()
+    values["model"]["decode"]["beams"] = 3
+    with pytest.raises(ConfigError, match="beams"):
+        run_config_from_dict(values)
+    values = get_preset("cobra-cpu").to_dict()
+    values["kind"] = "sequential"
+    with pytest.raises(ConfigError):
+        run_config_from_dict(values)

@@ -215,3 +215,100 @@ def test_bench_speed_small() -> None:
     assert hstu[1] > hstu[0]  # longer sequences cost more memory
     assert set(result["hstu_over_sasrec_tokens_per_second"]) == {"8", "16"}
     assert result["preset"]["measured"] is False and result["preset"]["peak_memory_gb"] > 0
+
+
+# ------------------------------------------------------------------------- COBRA and TIGER through fit
+def tiny_codes(num_items: int = 80, seed: int = 0) -> np.ndarray:
+    """(N, 3) codes: 2 levels of 4 codes plus a uniqueness column."""
+    from cobra.sid import add_uniqueness
+
+    return add_uniqueness(np.random.default_rng(seed).integers(0, 4, (num_items, 2)))
+
+
+def tiny_text(num_items: int = 80, seed: int = 0) -> np.ndarray:
+    v = np.random.default_rng(seed).standard_normal((num_items, 12)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def tiny_generative(kind: str, **overrides):
+    common = {"model.dim": 16, "model.max_seq_len": 12, "model.num_blocks": 1, "epochs": 3, "batch_size": 32,
+              "patience": 0, "eval_batch_size": 64, "device": "cpu", "warmup_steps": 3}
+    extra = {"cobra": {"model.num_negatives": 8, "model.decode.beam_items": 30},
+             "tiger": {"model.beam_width": 5}}[kind]
+    return get_preset(f"{kind}-cpu", {**common, **extra, **overrides})
+
+
+@pytest.mark.parametrize("kind", ["cobra", "tiger"])
+def test_exact_resume_generative(tmp_path: Path, kind: str) -> None:
+    split, codes, text = tiny_split(), tiny_codes(), tiny_text()
+    config = tiny_generative(kind)
+    data = {"split": split, "codes": codes, "text_vectors": text}
+    straight = fit(config, tmp_path / "a", progress=False, **data)
+    assert straight["model"] == kind and straight["epochs"] == 3
+    partial = fit(config, tmp_path / "b", progress=False, stop_after=2, **data)
+    assert partial["stopped"]
+    resumed = fit(config, tmp_path / "b", progress=False, **data)
+    assert metrics_of(resumed) == metrics_of(straight)
+    assert losses(tmp_path / "b") == losses(tmp_path / "a")
+    wa, wb = weights(tmp_path / "a" / "last.pt"), weights(tmp_path / "b" / "last.pt")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    record = json.loads((tmp_path / "a" / "metrics.jsonl").read_text().splitlines()[0])
+    assert {"cobra": "train_loss_vid", "tiger": "train_ce@1"}[kind] in record  # the model's stats are logged
+
+    # load_run rebuilds the kind; its evaluation equals the run's result
+    from cobra.train import evaluate
+
+    saved = load_run_config(tmp_path / "a")
+    assert saved.kind == kind and saved.uses_text == (kind == "cobra")
+    assert (saved.text_vectors is not None) == (kind == "cobra")
+    model, config2, _ = load_run(tmp_path / "a", split=split, text_vectors=text)
+    test = evaluate(model, split, "test", batch_size=64)
+    assert test["ndcg@10"] == pytest.approx(straight["ndcg@10"], abs=1e-9)
+    if kind == "cobra":
+        direct = evaluate(model, split, "test", batch_size=64, score_options={"decode": "direct"})
+        assert 0.0 <= direct["ndcg@10"] <= 1.0
+        with pytest.raises(ConfigError, match="embedding cache"):
+            load_run(tmp_path / "a", split=split, text_vectors=tiny_text(seed=1))
+        with pytest.raises(ConfigError, match="text vectors"):
+            fit(config, tmp_path / "a", progress=False, split=split, codes=codes, text_vectors=tiny_text(seed=1))
+
+
+def test_decode_flag_only_for_cobra_runs(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from cobra.cli import main
+
+    fit(tiny_config(epochs=1), tmp_path, progress=False, split=tiny_split())
+    with pytest.raises(ConfigError, match="only|COBRA"):
+        cli_eval_run(argparse.Namespace(run=str(tmp_path), split="test", decode="beam", json=True))
+    assert main(["eval", "--run", str(tmp_path), "--decode", "beam", "--json"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "--decode" in err and "'sequential'" in err
+
+
+def test_bench_quality_curves_and_out_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cobra.metrics
+    import cobra.train_bench as tb
+
+    def fake_fit(config, out_dir, resume=False, progress=False):
+        epochs = 2 + config.train.seed  # seeds stop at different epochs
+        Path(out_dir).mkdir(parents=True)
+        lines = [json.dumps({"epoch": e, "seconds": 1.5, "valid_ndcg@10": 0.01 * e + config.train.seed})
+                 for e in range(1, epochs + 1)]
+        (Path(out_dir) / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+        return {"model": config.kind, "hr@10": 0.1, "ndcg@10": 0.05 + config.train.seed, "epochs": epochs,
+                "best_epoch": epochs, "seconds": 3.0}
+
+    monkeypatch.setattr(tb, "fit", fake_fit)
+    monkeypatch.setattr(cobra.metrics, "evaluate_baseline", lambda name, dataset: {"hr@10": 0.05, "ndcg@10": 0.03})
+    out = tmp_path / "bench" / "quality.json"
+    args = argparse.Namespace(models="hstu-cpu,cobra-cpu,tiger-cpu", seeds=2, out=str(out), json=True)
+    monkeypatch.setattr(tb, "data_home", lambda: tmp_path)
+    result = tb.cli_bench_quality(args)
+    assert json.loads(out.read_text()) == {k: v for k, v in result.items() if k != "out"}
+    cobra = result["models"]["cobra-cpu"]
+    assert cobra["model"] == "cobra" and cobra["ndcg@10_mean"] == pytest.approx(0.55)
+    assert [p["epoch"] for p in cobra["runs"][1]["curve"]] == [1, 2, 3]
+    assert cobra["runs"][0]["curve"][1] == {"epoch": 2, "valid_ndcg@10": 0.02, "seconds": 3.0}
+    assert [(p["epoch"], p["runs"]) for p in cobra["curve"]] == [(1, 2), (2, 2), (3, 1)]
+    assert cobra["curve"][0]["valid_ndcg@10_mean"] == pytest.approx((0.01 + 1.01) / 2)
+    with pytest.raises(ConfigError, match="unknown preset"):
+        tb.cli_bench_quality(argparse.Namespace(models="cobra-gpu", seeds=1, out=None, json=True))
