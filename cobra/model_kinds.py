@@ -1,6 +1,7 @@
 """The kinds of model a run can train, behind one training protocol.
 
-Explained in chapter 06 (book/06_hstu.py); COBRA in chapters 07-09, TIGER in chapter 10.
+Explained in chapter 06 (book/06_hstu.py); COBRA in chapters 07-09 (book/07_interleaving.py); TIGER
+in the experiments chapter (chapter 10, not yet written).
 
 Every trainable model exposes the same two methods, so :mod:`cobra.train` has no per-model branches::
 

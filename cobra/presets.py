@@ -1,6 +1,6 @@
 """Training configs and named presets: ``python -m cobra train --preset NAME --set key=value``.
 
-Explained in chapter 06 (book/06_hstu.py); the COBRA / TIGER presets in chapter 10 (book/10_experiments.py).
+Explained in chapter 06 (book/06_hstu.py); the COBRA presets in chapters 08-09 (book/08_dual_loss.py).
 
 A run is described by one frozen :class:`RunConfig`: the dataset and profile, a
 model ``kind`` with its config (:class:`cobra.models.ModelConfig`, :class:`cobra.cobra_model.CobraConfig`

@@ -32,7 +32,8 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -101,6 +102,28 @@ class Clustering(NamedTuple):
 # --------------------------------------------------------------------------------------------- k-means
 
 
+@contextmanager
+def _one_cpu_thread(device: torch.device) -> Iterator[None]:
+    """Run the enclosed torch CPU ops on one thread (no effect on other devices).
+
+    The Lloyd loops mix two kinds of work: one large matrix product per iteration (:func:`assign_costs`,
+    run on all of torch's threads) and many small, memory-bound steps (sorting, top-k, index bookkeeping,
+    cluster sums). Every threaded op opens a parallel region; on a shared 2-core machine waking the second
+    thread costs milliseconds, far more than the small steps themselves (measured: capacitated assignment
+    89 ms on one thread against 390 ms on two, under load). These ops give the same result on any number
+    of threads, so this changes speed only.
+    """
+    n = torch.get_num_threads()
+    if device.type != "cpu" or n == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
 def sq_distances(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     """Squared Euclidean distances.
 
@@ -149,6 +172,13 @@ def kmeans_plus_plus(
     Returns:
         (K, D) float32 initial centroids.
     """
+    with _one_cpu_thread(x.device):
+        return _kmeans_plus_plus(x, k, generator, sample)
+
+
+def _kmeans_plus_plus(
+    x: torch.Tensor, k: int, generator: torch.Generator, sample: int | None
+) -> torch.Tensor:
     n = x.shape[0]
     sample = max(4096, 32 * k) if sample is None else sample
     if n > sample:
@@ -183,6 +213,11 @@ def _update_centroids(x: torch.Tensor, labels: torch.Tensor, old: torch.Tensor) 
     Returns:
         (K, D) float32.
     """
+    with _one_cpu_thread(x.device):
+        return _cluster_means(x, labels, old)
+
+
+def _cluster_means(x: torch.Tensor, labels: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
     k = old.shape[0]
     sums = torch.zeros_like(old).index_add_(0, labels, x)  # (K, D)
     counts = torch.bincount(labels, minlength=k).to(x.dtype)  # (K,)
@@ -269,10 +304,9 @@ def _rank_within(groups: torch.Tensor, k: int) -> torch.Tensor:
     order = torch.argsort(groups, stable=True)  # (M,)
     counts = torch.bincount(groups, minlength=k)  # (k,)
     starts = torch.cumsum(counts, 0) - counts  # (k,)
-    rank_sorted = torch.arange(groups.numel(), device=groups.device) - starts[groups[order]]  # (M,)
-    rank = torch.empty_like(rank_sorted)
-    rank[order] = rank_sorted
-    return rank
+    pos = torch.arange(groups.numel(), device=groups.device)  # (M,)
+    rank_sorted = pos - starts.index_select(0, groups.index_select(0, order))  # (M,)
+    return torch.empty_like(rank_sorted).index_copy_(0, order, rank_sorted)
 
 
 def capacitated_assign(dist: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
@@ -288,6 +322,10 @@ def capacitated_assign(dist: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
     move costs least (``dist[i, c] - dist[i, label_i]``) from clusters that hold more than ``lo``.
 
     Ties are broken by point index, so the result is deterministic.
+
+    Small index bookkeeping uses ``index_select`` / ``masked_select`` / ``index_copy_`` rather than
+    ``t[idx]`` indexing: on CPU the latter opens a thread-parallel region even for a few thousand
+    elements, which costs milliseconds per call on a busy machine (the results are identical).
 
     Args:
         dist: (N, K) float32 costs (squared distances).
@@ -313,29 +351,35 @@ def capacitated_assign(dist: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
         ch = ch.index_select(0, by_cluster)
         who = todo.index_select(0, by_regret.index_select(0, by_cluster))  # (U,) point ids in that order
         counts = torch.bincount(ch, minlength=k)  # (K,)
-        rank = torch.arange(ch.numel(), device=dev) - (torch.cumsum(counts, 0) - counts)[ch]  # (U,)
-        accept = rank < remaining[ch]  # (U,)
-        labels[who[accept]] = ch[accept]
+        starts = torch.cumsum(counts, 0) - counts  # (K,)
+        rank = torch.arange(ch.numel(), device=dev) - starts.index_select(0, ch)  # (U,)
+        accept = rank < remaining.index_select(0, ch)  # (U,)
+        labels.index_copy_(0, who.masked_select(accept), ch.masked_select(accept))
         remaining -= torch.minimum(counts, remaining)
-        todo = who[~accept]
+        todo = who.masked_select(~accept)
+        if not todo.numel():
+            break
         d = dist.index_select(0, todo).masked_fill_((remaining == 0)[None, :], float("inf"))  # (U', K)
     sizes = torch.bincount(labels, minlength=k)  # (K,)
     while bool((sizes < lo).any()):
         under = torch.nonzero(sizes < lo).flatten()  # (Kr,) receivers
         need = lo - sizes  # (K,) positive for receivers
         surplus = sizes - lo  # (K,) positive for donors
-        cand = torch.nonzero(surplus[labels] > 0).flatten()  # (M,) points that may move
-        here = dist.gather(1, labels[:, None]).index_select(0, cand)  # (M, 1)
-        delta, j = (dist.index_select(1, under).index_select(0, cand) - here).min(1)  # (M,) to under[j]
+        cand = torch.nonzero(surplus.index_select(0, labels) > 0).flatten()  # (M,) points that may move
+        from_ = labels.index_select(0, cand)  # (M,) their clusters
+        rows = dist.index_select(0, cand)  # (M, K)
+        here = rows.gather(1, from_[:, None])  # (M, 1)
+        delta, j = (rows.index_select(1, under) - here).min(1)  # (M,) cheapest move, to under[j]
         order = torch.argsort(delta, stable=True)
-        cand, target = cand[order], under[j[order]]
-        keep = _rank_within(labels[cand], k) < surplus[labels[cand]]  # never take a donor below lo
-        cand, target = cand[keep], target[keep]
-        keep = _rank_within(target, k) < need[target]  # never fill a receiver above lo
-        moved, target = cand[keep], target[keep]
-        sizes -= torch.bincount(labels[moved], minlength=k)
+        cand, from_ = cand.index_select(0, order), from_.index_select(0, order)
+        target = under.index_select(0, j.index_select(0, order))
+        keep = _rank_within(from_, k) < surplus.index_select(0, from_)  # never take a donor below lo
+        cand, from_, target = cand.masked_select(keep), from_.masked_select(keep), target.masked_select(keep)
+        keep = _rank_within(target, k) < need.index_select(0, target)  # never fill a receiver above lo
+        moved, from_, target = cand.masked_select(keep), from_.masked_select(keep), target.masked_select(keep)
+        sizes -= torch.bincount(from_, minlength=k)
         sizes += torch.bincount(target, minlength=k)
-        labels[moved] = target
+        labels.index_copy_(0, moved, target)
     return labels
 
 
@@ -370,7 +414,8 @@ def balanced_kmeans(
     lo, hi = size_bounds(x.shape[0], k, tolerance)
     centroids = kmeans_plus_plus(x, k, gen)  # (K, D)
     costs = assign_costs(x, centroids)  # (N, K)
-    labels = capacitated_assign(costs, lo, hi)  # (N,)
+    with _one_cpu_thread(x.device):
+        labels = capacitated_assign(costs, lo, hi)  # (N,)
     base = float((x * x).sum())
     inertia = base + float(costs.gather(1, labels[:, None]).sum())
     it = 0
@@ -378,7 +423,8 @@ def balanced_kmeans(
         it += 1
         centroids = _update_centroids(x, labels, centroids)
         costs = assign_costs(x, centroids)  # (N, K)
-        new = capacitated_assign(costs, lo, hi)  # (N,)
+        with _one_cpu_thread(x.device):
+            new = capacitated_assign(costs, lo, hi)  # (N,)
         previous, inertia = inertia, base + float(costs.gather(1, new[:, None]).sum())
         converged = torch.equal(new, labels) or abs(previous - inertia) <= REL_TOL * abs(inertia)
         labels = new

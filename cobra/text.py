@@ -1,6 +1,6 @@
 """Item text and item encoders: from a MovieLens row to an L2-normalised vector.
 
-Explained in chapter 02 (item text, encoders and semantic IDs).
+Explained in chapter 02 (book/02_item_embeddings.py).
 
 Every item becomes one readable sentence-like text built from its title, year
 and genres, plus tags and TMDB fields (overview, director, cast, keywords)

@@ -1,6 +1,6 @@
 """TMDB enrichment: overview, director, cast and keywords for MovieLens items.
 
-Explained in chapter 02 (item text, encoders and semantic IDs).
+Explained in chapter 02 (book/02_item_embeddings.py).
 
 Optional. The source articles add The Movie Database's overview, director, top
 cast and keywords to each item's text. :class:`TmdbClient` is a small client of

@@ -1,7 +1,7 @@
 """Training benchmarks: ``python -m cobra bench speed`` and ``python -m cobra bench quality``.
 
-Explained in chapter 06 (book/06_hstu.py); the quality table and curves of all models in chapter 10
-(book/10_experiments.py).
+Explained in chapter 06 (book/06_hstu.py); the quality table of all models belongs to the
+experiments chapter (chapter 10, not yet written).
 
 * :func:`bench_speed` -- training throughput (tokens/s) and peak memory of HSTU and SASRec at
   ``T = 50, 100, 200, 400`` with ``D = 64``, side by side in one process, a few steps each, so the

@@ -150,6 +150,31 @@ def test_deterministic_under_seed(method):
     assert torch.equal(a.quantizer.codebooks, b.quantizer.codebooks)
 
 
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_deterministic_across_thread_counts(method):
+    """Same seed, 1 or 2 torch threads, separate fits: identical codes."""
+    x = np.random.default_rng(5).standard_normal((600, 32)).astype(np.float32)
+    before = torch.get_num_threads()
+    runs = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            runs.append(fit_semantic_ids(x, SIDConfig(levels=2, codes=16, method=method, iters=10)).codes)
+    finally:
+        torch.set_num_threads(before)
+    for other in runs[1:]:
+        np.testing.assert_array_equal(runs[0], other)
+
+
+def test_one_cpu_thread_restores_thread_count():
+    from cobra.sid import _one_cpu_thread
+
+    before = torch.get_num_threads()
+    with _one_cpu_thread(torch.device("cpu")):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
 @settings(max_examples=10, deadline=None)
 @given(n=st.integers(20, 80), k=st.integers(2, 8), seed=st.integers(0, 1000))
 def test_encode_reproduces_fitted_kmeans_codes(n, k, seed):

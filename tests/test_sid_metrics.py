@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from cobra.sid import SIDConfig, fit_semantic_ids, size_bounds
-from cobra.sid_bench import bench_sid, format_sid_bench, synthetic_embeddings
+from cobra.sid_bench import (
+    REAL_MINILM_STATS,
+    SPECTRUM,
+    bench_sid,
+    embedding_stats,
+    format_sid_bench,
+    synthetic_embeddings,
+)
 from cobra.sid_metrics import collision_rates, group_sizes, level_stats, normalized_entropy, sid_report
 
 REPORT_KEYS = {"method", "levels", "codes", "items", "seconds", "per_level", "collision_rate", "uniq_max"}
@@ -49,7 +56,7 @@ def test_level_stats_by_hand():
 
 @pytest.mark.parametrize("method", ["kmeans", "balanced", "seed-heuristic"])
 def test_sid_report_shape_and_consistency(method):
-    x = synthetic_embeddings(300, 32, topics=4, subtopics=12, micro=40, seed=1)
+    x = synthetic_embeddings(300, 32, topics=4, cluster_size=8, seed=1)
     config = SIDConfig(levels=3, codes=8, method=method, iters=10)
     sids = fit_semantic_ids(x, config)
     rep = sid_report(x, sids)
@@ -74,7 +81,7 @@ def test_sid_report_shape_and_consistency(method):
 
 
 def test_report_level1_matches_direct_computation():
-    x = synthetic_embeddings(200, 16, topics=3, subtopics=8, micro=20, seed=2)
+    x = synthetic_embeddings(200, 16, topics=3, cluster_size=8, seed=2)
     sids = fit_semantic_ids(x, SIDConfig(levels=2, codes=4, method="kmeans", iters=10))
     rep = sid_report(x, sids)
     xn = x / np.linalg.norm(x, axis=1, keepdims=True)
@@ -86,15 +93,64 @@ def test_report_level1_matches_direct_computation():
 
 
 def test_synthetic_embeddings():
-    a = synthetic_embeddings(500, 24, topics=4, subtopics=10, micro=30, seed=3)
+    a = synthetic_embeddings(500, 24, topics=4, cluster_size=8, seed=3)
     assert a.shape == (500, 24) and a.dtype == np.float32
     assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
-    np.testing.assert_array_equal(a, synthetic_embeddings(500, 24, topics=4, subtopics=10, micro=30, seed=3))
+    np.testing.assert_array_equal(a, synthetic_embeddings(500, 24, topics=4, cluster_size=8, seed=3))
     assert (a @ a.T).mean() > 0.1  # anisotropic like real embeddings, not uniform noise on the sphere
 
 
+# generator statistics at the real set's size must match the measured real ones within these tolerances
+CALIBRATION_TOL = {
+    "mean_sq_norm": 0.04,
+    "pr_rank_frac": 0.02,
+    "top10pct_var": 0.03,
+    "cos_mean": 0.04,
+    "cos_std": 0.03,
+    "nn_q10": 0.05,
+    "nn_q50": 0.06,
+    "nn_q90": 0.06,
+    "nn_gt_0.95": 0.015,
+}
+
+
+def test_synthetic_matches_real_embedding_statistics():
+    stats = embedding_stats(synthetic_embeddings(1682, 384, seed=0))
+    assert set(stats) == set(REAL_MINILM_STATS) == set(CALIBRATION_TOL)
+    off = {
+        k: (round(stats[k], 3), REAL_MINILM_STATS[k])
+        for k in stats
+        if abs(stats[k] - REAL_MINILM_STATS[k]) > CALIBRATION_TOL[k]
+    }
+    assert not off, f"synthetic vs real statistics out of tolerance: {off}"
+
+
+def test_real_statistics_table_is_measured():
+    """REAL_MINILM_STATS is what embedding_stats gives on the cached ML-100K MiniLM vectors."""
+    from cobra.config import data_home
+
+    files = sorted((data_home() / "embeddings").glob("ml-100k__minilm__*.npz"))
+    if not files:
+        pytest.skip("no cached ML-100K MiniLM vectors (python -m cobra embed --dataset ml-100k)")
+    with np.load(files[0], allow_pickle=False) as z:
+        stats = embedding_stats(z["vectors"])
+    for k, v in REAL_MINILM_STATS.items():
+        assert stats[k] == pytest.approx(v, abs=0.002), k
+
+
+def test_synthetic_spectrum_keeps_shape_at_other_dims():
+    """At other dims the spectrum keeps its shape in i/D: top-10% variance share as the target's."""
+    alpha, tau, power = SPECTRUM
+    t = np.arange(1, 769) / 768
+    lam = t**-alpha * np.exp(-((t / tau) ** power))
+    x = synthetic_embeddings(2000, 768, seed=0)
+    stats = embedding_stats(x, sample=500)
+    assert stats["top10pct_var"] == pytest.approx(lam[:76].sum() / lam.sum(), abs=0.03)
+    assert stats["mean_sq_norm"] == pytest.approx(REAL_MINILM_STATS["mean_sq_norm"], abs=0.05)
+
+
 def test_bench_sid_small():
-    vec = synthetic_embeddings(200, 16, topics=3, subtopics=8, micro=20, seed=4)
+    vec = synthetic_embeddings(200, 16, topics=3, cluster_size=8, seed=4)
     res = bench_sid(vec, synthetic=(300, 16), levels=2, codes=6, iters=8, verbose=True)
     json.dumps(res)
     assert [d["name"] for d in res["datasets"]] == ["ml-100k", "synthetic-300x16"]
@@ -102,6 +158,8 @@ def test_bench_sid_small():
         assert set(d["runs"]) == {"kmeans", "balanced", "seed-heuristic", "sklearn-kmeans"}
         assert d["targets"]["entropy_ge_0.99"] in (True, False)
         assert d["targets"]["sizes_within_tolerance"] is True
+        assert d["targets"]["speedup_vs_seed_heuristic"] > 0 and d["targets"]["cpu_speedup_vs_seed_heuristic"] > 0
+        assert all(r["seconds"] > 0 and r["cpu_seconds"] >= 0 for r in d["runs"].values())
     table = format_sid_bench(res)
     assert "seed-heuristic" in table and "targets (balanced)" in table
     assert bench_sid(None, synthetic=None)["datasets"] == []
