@@ -30,9 +30,12 @@ hash modulo the Mersenne prime ``2^31 - 1`` with multiplier ``1_000_003``, over
 the key ``(tag..., c...)``, then ``mod table_size``, plus 1 (row 0 is padding).
 All arithmetic stays below ``2^52`` in int64, so it is exact on every device.
 Collisions: two different prefixes can land on the same row. With ``m``
-distinct keys in ``S`` rows about ``m - S (1 - (1 - 1/S)^m)`` keys share a row
-with another; the level-1 prefixes never collide with each other when
-``K <= S`` (consecutive hashes). :meth:`HashedSIDEmbedding.collisions` counts
+distinct keys in ``S`` rows, random hashing would leave about
+``m (1 - (1 - 1/S)^(m - 1))`` keys sharing a row with another (chapter 05 checks
+this against :meth:`HashedSIDEmbedding.collisions`). The hash is linear in its
+last element, so consecutive codes land on consecutive rows: the level-1
+prefixes never collide with each other when ``K <= S``, but collisions between
+levels come in runs. :meth:`HashedSIDEmbedding.collisions` counts
 them for a real codebook.
 """
 

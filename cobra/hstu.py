@@ -29,10 +29,11 @@ Which time the bias sees (the *query time*)
     gets the value for the last real position from the target's timestamp,
     which its data pipeline writes just after the history. Our ``Batch`` has no
     target timestamp, so by default the last real position uses its own
-    timestamp ("now" is the time of the latest event); the same rule holds in
-    training and in evaluation, so the model never sees a time it will not have
-    at serving time. Pass ``query_timestamps`` (or ``last`` to
-    :func:`next_timestamps`) to use a known request time instead, or to clone
+    timestamp ("now" is the time of the latest event), in training and in
+    evaluation alike. Earlier positions in a training window do see the next
+    item's timestamp, a time the model will not have for the last position at
+    serving time (chapter 06, exercise 3, asks how much that matters). Pass
+    ``query_timestamps`` (or ``last`` to :func:`next_timestamps`) to use a known request time instead, or to clone
     times when SID and VID tokens are interleaved. Padding positions get the
     last real position's query time; they are masked as keys and their outputs
     are zeroed, so the value is never used.
