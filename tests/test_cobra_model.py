@@ -14,12 +14,7 @@ from cobra.losses import sampled_softmax_loss
 N, DT = 24, 10
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _codes(seed: int = 0) -> torch.Tensor:

@@ -21,14 +21,7 @@ from cobra.hstu import (
 from cobra.losses import sampled_softmax_loss, valid_positions
 from cobra.models import ModelConfig, SequentialRecommender
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is much faster than two on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _batch(B: int = 3, T: int = 12, N: int = 40, lengths=(12, 7, 1), seed: int = 0):

@@ -10,13 +10,7 @@ import torch.nn.functional as F
 
 from cobra.losses import VidCache, code_ce_loss, info_nce_loss
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _cos(a: torch.Tensor, b: torch.Tensor) -> float:

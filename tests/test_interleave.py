@@ -22,13 +22,7 @@ from cobra.interleave import (
     token_types,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # Items a=5, b=7, c=9 at times 10, 20, 30; the next item after c is d=11.

@@ -11,14 +11,7 @@ from cobra.hstu import causal_mask
 from cobra.models import ModelConfig, SequentialRecommender
 from cobra.sasrec import SASRec
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is much faster than two on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _model(**kw) -> SASRec:

@@ -14,13 +14,7 @@ from cobra.tiger import TigerConfig, TigerRecommender, last_events
 N = 30
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is much faster than two on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _codes(n: int = N, seed: int = 0) -> np.ndarray:

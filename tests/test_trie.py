@@ -15,13 +15,7 @@ from cobra.trie import SIDTrie, constrained_beam_search
 TINY = np.array([[0, 0, 0], [0, 0, 1], [0, 1, 0], [1, 2, 0], [1, 2, 1], [1, 2, 2], [2, 0, 0], [2, 1, 0]])
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is much faster than two on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_trie_shape_masks_and_lookup() -> None:
