@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cobra.config import ConfigError
+from cobra.config import ConfigError, check_model_shape
 from cobra.decode import DecodeConfig, resolve_decode
 from cobra.decode import decode as run_decoder
 from cobra.embeddings import SID_EMBEDDINGS, ItemIdEmbedding, SIDOptions
@@ -131,14 +131,8 @@ class CobraConfig:
             raise ConfigError(f"unknown sid_loss {self.sid_loss!r}; choose one of {sorted(SID_LOSSES)}")
         if self.attn_norm not in ATTN_NORMS:
             raise ConfigError(f"unknown attn_norm {self.attn_norm!r}; choose one of {list(ATTN_NORMS)}")
-        for name in ("num_items", "dim", "num_blocks", "num_heads", "max_seq_len", "num_negatives", "cache_size",
-                     "eval_chunk"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.dim % self.num_heads:
-            raise ConfigError(f"dim={self.dim} must be divisible by num_heads={self.num_heads}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        check_model_shape(self, ("num_items", "dim", "num_blocks", "num_heads", "max_seq_len", "num_negatives",
+                                 "cache_size", "eval_chunk"))
         if self.temperature <= 0 or self.lambda_vid < 0:
             raise ConfigError(f"temperature must be > 0 and lambda_vid >= 0, got {self.temperature}, "
                               f"{self.lambda_vid}")

@@ -102,6 +102,23 @@ def data_home() -> Path:
     return path
 
 
+def require_positive(config: Any, names: tuple[str, ...]) -> None:
+    """Refuse (``ConfigError``, field named) any of ``config``'s fields ``names`` that is below 1."""
+    for name in names:
+        if getattr(config, name) < 1:
+            raise ConfigError(f"{name} must be >= 1, got {getattr(config, name)}")
+
+
+def check_model_shape(config: Any, positive: tuple[str, ...]) -> None:
+    """The checks every model config shares: ``positive`` fields >= 1, ``dim`` divisible by
+    ``num_heads``, ``dropout`` in [0, 1)."""
+    require_positive(config, positive)
+    if config.dim % config.num_heads:
+        raise ConfigError(f"dim={config.dim} must be divisible by num_heads={config.num_heads}")
+    if not 0.0 <= config.dropout < 1.0:
+        raise ConfigError(f"dropout must be in [0, 1), got {config.dropout}")
+
+
 def from_dict(cls: type[T], values: Mapping[str, Any], *, base: T | None = None) -> T:
     """Build the dataclass ``cls`` from ``values``, refusing unknown keys by name.
 

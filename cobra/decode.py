@@ -61,7 +61,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 import torch.nn.functional as F
 
-from cobra.config import ConfigError
+from cobra.config import ConfigError, require_positive
 
 if TYPE_CHECKING:
     from cobra.data import Batch
@@ -100,9 +100,7 @@ class DecodeConfig:
             raise ConfigError(f"unknown decode mode {self.mode!r}; choose one of {sorted(DECODERS)}")
         if self.fusion not in BEAM_FUSIONS:
             raise ConfigError(f"unknown beam fusion {self.fusion!r}; choose one of {sorted(BEAM_FUSIONS)}")
-        for name in ("soft_top_k", "beam_width", "beam_items"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        require_positive(self, ("soft_top_k", "beam_width", "beam_items"))
         if self.soft_temperature <= 0:
             raise ConfigError(f"soft_temperature must be > 0, got {self.soft_temperature}")
         if not 0.0 <= self.alpha <= 1.0:

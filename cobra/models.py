@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cobra.config import ConfigError
+from cobra.config import ConfigError, check_model_shape
 from cobra.embeddings import EMBEDDING_KINDS, FUSIONS, ItemEmbedding, build_item_embedding
 from cobra.hstu import ATTN_NORMS, HSTU
 from cobra.sasrec import SASRec
@@ -88,13 +88,7 @@ class ModelConfig:
             raise ConfigError(f"unknown fusion {self.fusion!r}; choose one of {list(FUSIONS)} or None")
         if self.attn_norm not in ATTN_NORMS:
             raise ConfigError(f"unknown attn_norm {self.attn_norm!r}; choose one of {list(ATTN_NORMS)}")
-        for name in ("num_items", "dim", "num_blocks", "num_heads", "max_seq_len"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.dim % self.num_heads:
-            raise ConfigError(f"dim={self.dim} must be divisible by num_heads={self.num_heads}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        check_model_shape(self, ("num_items", "dim", "num_blocks", "num_heads", "max_seq_len"))
 
     def replace(self, **changes: Any) -> ModelConfig:
         """A copy with some fields changed."""

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from cobra.cobra_model import CobraConfig
-from cobra.config import ConfigError, from_dict
+from cobra.config import ConfigError, from_dict, require_positive
 from cobra.decode import DecodeConfig
 from cobra.model_kinds import MODELS, model_kind
 from cobra.models import ModelConfig
@@ -108,9 +108,7 @@ class TrainConfig:
             raise ConfigError(f"unknown amp {self.amp!r}; choose one of {list(AMP_MODES)}")
         if self.device not in DEVICES:
             raise ConfigError(f"unknown device {self.device!r}; choose one of {list(DEVICES)}")
-        for name in ("epochs", "batch_size", "eval_batch_size", "eval_every", "num_negatives"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        require_positive(self, ("epochs", "batch_size", "eval_batch_size", "eval_every", "num_negatives"))
         for name in ("warmup_steps", "patience", "grad_clip", "weight_decay", "num_threads"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")

@@ -61,7 +61,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cobra.config import ConfigError
+from cobra.config import ConfigError, check_model_shape
 from cobra.embeddings import EMBEDDING_KINDS, build_item_embedding
 from cobra.hstu import HSTU, next_timestamps, valid_mask
 from cobra.trie import BeamResult, SIDTrie, constrained_beam_search
@@ -111,13 +111,7 @@ class TigerConfig:
         if self.history_embedding not in HISTORY_EMBEDDINGS:
             raise ConfigError(f"unknown history_embedding {self.history_embedding!r}; choose one of "
                               f"{list(HISTORY_EMBEDDINGS)}")
-        for name in ("num_items", "dim", "num_blocks", "num_heads", "max_seq_len", "beam_width"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.dim % self.num_heads:
-            raise ConfigError(f"dim={self.dim} must be divisible by num_heads={self.num_heads}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        check_model_shape(self, ("num_items", "dim", "num_blocks", "num_heads", "max_seq_len", "beam_width"))
 
     def replace(self, **changes: Any) -> TigerConfig:
         """A copy with some fields changed."""
