@@ -41,7 +41,7 @@ from tqdm import TqdmWarning
 
 from cobra.book import setup
 from cobra.data import eval_batches
-from cobra.decode import BEAM_FUSIONS, DECODERS, DecodeConfig, seen_items, topk_items
+from cobra.decode import BEAM_FUSIONS, COBRA_MODES, DecodeConfig, seen_items, topk_items
 from cobra.metrics import Evaluator, evaluate_baseline
 from cobra.movielens import load_movielens
 from cobra.presets import get_preset
@@ -53,7 +53,7 @@ warnings.filterwarnings("ignore", message="IProgress not found", category=TqdmWa
 profile = setup()
 ml = load_movielens(profile.dataset)
 titles = [display_title(t, y) for t, y in zip(ml.items["title"], ml.items["year"], strict=True)]
-print(f"profile {profile.name}: {profile.dataset}, decoders {list(DECODERS)}, beam fusions {list(BEAM_FUSIONS)}")
+print(f"profile {profile.name}: {profile.dataset}, COBRA decoders {list(COBRA_MODES)}, beam fusions {list(BEAM_FUSIONS)}")
 
 # %% [markdown]
 # ## A model to decode

@@ -9,12 +9,46 @@ contender alike. Registered in :data:`BENCHMARKS`.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import json
+import os
+import statistics
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from cobra.config import get_profile
 
 Bench = Callable[[argparse.Namespace], dict[str, Any]]
+
+
+def mean_std(key: str, values: Sequence[float]) -> dict[str, float]:
+    """``{key_mean, key_std}`` of ``values``; the sample standard deviation (``ddof = 1``), 0 for one value."""
+    return {f"{key}_mean": float(statistics.fmean(values)),
+            f"{key}_std": float(statistics.stdev(values)) if len(values) > 1 else 0.0}
+
+
+def machine() -> str:
+    """One line on where a benchmark ran: CPU cores, torch version, GPU if any."""
+    import torch
+
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
+    return f"{os.cpu_count()} CPU cores, torch {torch.__version__}, {gpu}"
+
+
+def write_result(result: dict[str, Any], out: str | None) -> dict[str, Any]:
+    """``--out FILE``: also write ``result`` there as indented JSON (parents created).
+
+    The file also records ``command`` (this process's ``python -m cobra ...`` line) and ``machine``,
+    so a number quoted from it says how to remake it. Returns ``result`` plus those keys and ``out``.
+    """
+    if not out:
+        return result
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"command": "python -m cobra " + " ".join(sys.argv[1:]), "machine": machine(), **result}
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return {**record, "out": str(path)}
 
 
 def _bench_data(args: argparse.Namespace) -> dict[str, Any]:
@@ -48,9 +82,17 @@ def _bench_quality(args: argparse.Namespace) -> dict[str, Any]:
     return cli_bench_quality(args)
 
 
+def _bench_batch(args: argparse.Namespace) -> dict[str, Any]:
+    """COBRA's test NDCG@10 per (VID negatives, batch size), trained to convergence on one step clock."""
+    from cobra.batch_bench import cli_bench_batch
+
+    return cli_bench_batch(args)
+
+
 BENCHMARKS: dict[str, Bench] = {
     "data": _bench_data,
     "sid": _bench_sid,
     "speed": _bench_speed,
     "quality": _bench_quality,
+    "batch": _bench_batch,
 }

@@ -56,6 +56,19 @@ def setup(seed: int | None = None, profile: str | None = None) -> Profile:
     return prof
 
 
+def load_result(name: str, book_dir: Path = BOOK_DIR) -> dict:
+    """A benchmark result committed under ``book/results/<name>.json`` (its ``command`` key says how to remake it).
+
+    Chapters load these when the benchmark takes longer than a chapter may (many trainings).
+    """
+    import json
+
+    path = book_dir / "results" / f"{name}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; it is part of the repository (git checkout {path})")
+    return json.loads(path.read_text())
+
+
 def chapters(book_dir: Path = BOOK_DIR) -> list[Path]:
     """The chapter sources ``book/NN_*.py`` in order."""
     return sorted(p for p in book_dir.glob("[0-9][0-9]_*.py"))

@@ -78,7 +78,7 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
     source.add_argument("--run", help="a training run directory (python -m cobra train --out DIR)")
     p.add_argument("--dataset", help="MovieLens variant for --baseline (default: the profile's)")
     p.add_argument("--split", default="test", choices=["test", "valid"])
-    p.add_argument("--decode", help="COBRA runs: decoding mode direct | neighbor | soft | beam "
+    p.add_argument("--decode", help="COBRA runs: decoding mode direct | neighbor | soft | beam | sparse "
                    "(default: the run's)")
 
 
@@ -158,8 +158,15 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", choices=sorted(BENCHMARKS), help="which benchmark")
     p.add_argument("--models", help="bench quality: comma-separated presets "
                    "(default hstu-cpu,sasrec-cpu,hstu-sid-cpu,tiger-cpu,cobra-cpu)")
-    p.add_argument("--seeds", type=int, default=3, help="bench quality: seeds per model")
-    p.add_argument("--out", help="bench quality: also write the JSON result to this file")
+    p.add_argument("--seeds", type=int, default=3, help="bench quality / batch: seeds per model or cell")
+    p.add_argument("--out", help="bench quality / batch: also write the JSON result to this file")
+    p.add_argument("--resume", action="store_true", help="bench quality: reuse finished runs instead of retraining")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="bench quality: override a setting of every run (repeatable), e.g. model.lambda_vid=0")
+    p.add_argument("--batch-sizes", help="bench batch: comma-separated batch sizes (default 16,64,256)")
+    p.add_argument("--negatives", help="bench batch: comma-separated VID negatives (default in-batch,catalogue)")
+    p.add_argument("--device", help="bench batch: device of the runs (default the preset's)")
+    p.add_argument("--jobs", type=int, default=1, help="bench batch: runs trained at once, one process each")
 
 
 @command("bench", "benchmarks that print measured ratios side by side", _bench_args)

@@ -1,4 +1,4 @@
-"""Decoding a COBRA model: exact top-k over item VIDs and the four modes ``direct``, ``neighbor``, ``soft``, ``beam``.
+"""Decoding a COBRA model: exact top-k over item VIDs, COBRA's four modes and the ``sparse`` ablation.
 
 Explained in chapter 09 (book/09_decoding.py).
 
@@ -33,6 +33,11 @@ Modes (``DECODERS``):
 
              where ``p_vid = softmax(cos / temperature)`` over the catalogue (the model's VID
              distribution at the training temperature).
+
+One more mode is an ablation, not one of COBRA's: ``sparse`` skips the dense step and scores every
+item by the log-probability of its own SID (items that share a SID tie). With a uniqueness column
+(``V = N``) that is the model's full next-item distribution from its sparse head alone; chapter 10
+(book/10_experiments.py) uses it to show where COBRA's quality comes from.
 
 Filtering
     The full-score modes return scores for every item; the evaluator removes the user's history and
@@ -72,7 +77,7 @@ class DecodeConfig:
     """How a COBRA model turns a history into item scores.
 
     Attributes:
-        mode: key of :data:`DECODERS` (``direct``, ``neighbor``, ``soft``, ``beam``).
+        mode: key of :data:`DECODERS` (``direct``, ``neighbor``, ``soft``, ``beam``, or the ``sparse`` ablation).
         soft_top_k: ``soft``: number of SIDs mixed.
         soft_temperature: ``soft``: ``tau`` in ``softmax(log p_sid / tau)``.
         beam_width: ``beam``: ``M`` SIDs kept.
@@ -121,6 +126,8 @@ class CobraLike(Protocol):
     def vid_queries(self, batch: Batch, sid_inputs: torch.Tensor) -> torch.Tensor: ...  # (B, M, D) -> (B, M, D)
 
     def item_vid_vectors(self) -> torch.Tensor: ...  # (N + 1, D)
+
+    item_sid: torch.Tensor  # (N + 1,) int64 vocabulary index of each item's SID (-1 for padding)
 
 
 # ---------------------------------------------------------------------------------------------- exact search
@@ -259,12 +266,22 @@ def decode_beam(model: CobraLike, batch: Batch, config: DecodeConfig) -> torch.T
     return scores
 
 
+def decode_sparse(model: CobraLike, batch: Batch, config: DecodeConfig) -> torch.Tensor:
+    """The sparse head alone: each item scored by ``log p_sid`` of its own SID. Returns (B, N + 1) float32."""
+    log_p = model.sid_log_probs(model.sid_state(batch))  # (B, V)
+    scores = log_p[:, model.item_sid.clamp(min=0)]  # (B, N+1)
+    scores[:, 0] = float("-inf")
+    return scores
+
+
 DECODERS: dict[str, Callable[[CobraLike, Batch, DecodeConfig], torch.Tensor]] = {
     "direct": decode_direct,
     "neighbor": decode_neighbor,
     "soft": decode_soft,
     "beam": decode_beam,
+    "sparse": decode_sparse,
 }
+COBRA_MODES = ("direct", "neighbor", "soft", "beam")  # COBRA's own; ``sparse`` is the ablation
 
 
 def resolve_decode(decode: DecodeConfig | str | None, default: DecodeConfig) -> DecodeConfig:

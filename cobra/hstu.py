@@ -152,6 +152,20 @@ def allowed_attention(
     return mask & keys  # (B, T, T)
 
 
+def _lookup(weight: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``weight[index]`` for a 1-D table: (R,) float, (...) int64 -> (...) float.
+
+    On CUDA it is an embedding lookup, whose backward pass is a sorted segment sum. Plain indexing
+    backpropagates through ``index_put_(accumulate=True)``, which on CUDA adds the ``B * T * T``
+    gradients of a table with ~130 rows almost one by one: 98% of an HSTU training step's GPU time
+    at ``B = 128, T = 200`` (``torch.profiler`` on an H100; ``bench speed`` shows the gain). On CPU
+    plain indexing is as fast and keeps the summation order the book's CPU results were made with.
+    """
+    if weight.is_cuda:
+        return F.embedding(index, weight.unsqueeze(1)).squeeze(-1)
+    return weight[index]
+
+
 class RelativeBias(nn.Module):
     """Learned attention bias over relative position and bucketed time gap.
 
@@ -185,7 +199,7 @@ class RelativeBias(nn.Module):
         """(1, T, T) float: ``w_pos[clip(j - i) + max_seq_len - 1]``."""
         pos = torch.arange(seq_len, device=self.pos_weight.device)  # (T,)
         rel = (pos.unsqueeze(0) - pos.unsqueeze(1)).clamp(-(self.max_seq_len - 1), self.max_seq_len - 1)
-        return self.pos_weight[rel + self.max_seq_len - 1].unsqueeze(0)  # (1, T, T)
+        return _lookup(self.pos_weight, rel + self.max_seq_len - 1).unsqueeze(0)  # (1, T, T)
 
     def time_buckets(self, timestamps: torch.Tensor, query_timestamps: torch.Tensor) -> torch.Tensor:
         """(B, T, T) int64 bucket of ``query_timestamps[:, i] - timestamps[:, j]``."""
@@ -221,7 +235,7 @@ class RelativeBias(nn.Module):
         if self.use_time:
             if query_timestamps is None:
                 query_timestamps = next_timestamps(timestamps, lengths)
-            bias = bias + self.time_weight[self.time_buckets(timestamps, query_timestamps)]  # (B, T, T)
+            bias = bias + _lookup(self.time_weight, self.time_buckets(timestamps, query_timestamps))  # (B, T, T)
         return bias
 
 

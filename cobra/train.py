@@ -810,8 +810,8 @@ def cli_train(args: Any) -> dict[str, Any]:
 def cli_eval_run(args: Any) -> dict[str, Any]:
     """``python -m cobra eval --run DIR [--split test|valid] [--decode MODE] [--json]``: metrics of the best weights.
 
-    ``--decode`` (``direct``, ``neighbor``, ``soft``, ``beam``; COBRA runs only) overrides the run's
-    decoding mode. The result has the keys of :func:`fit` plus ``split``, ``decode`` (the mode used;
+    ``--decode`` (``direct``, ``neighbor``, ``soft``, ``beam`` or the ``sparse`` ablation; COBRA runs only)
+    overrides the run's decoding mode. The result has the keys of :func:`fit` plus ``split``, ``decode`` (the mode used;
     ``full`` for ID models, ``trie-beam`` for TIGER), ``eval_seconds`` and ``ms_per_user`` (wall
     milliseconds of evaluation per evaluated user).
     """

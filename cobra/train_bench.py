@@ -1,13 +1,14 @@
 """Training benchmarks: ``python -m cobra bench speed`` and ``python -m cobra bench quality``.
 
-Explained in chapter 06 (book/06_hstu.py); the quality table of all models belongs to the
-experiments chapter (chapter 10, not yet written).
+Explained in chapter 06 (book/06_hstu.py); the quality table of all models, the convergence curves
+and the COBRA decoding ablation are chapter 10's (book/10_experiments.py).
 
 * :func:`bench_speed` -- training throughput (tokens/s) and peak memory of HSTU and SASRec at
   ``T = 50, 100, 200, 400`` with ``D = 64``, side by side in one process, a few steps each, so the
-  cost curve in ``T`` is visible. On CUDA it also trains the ``4090d`` HSTU preset at batch 128 and
-  reports ``torch.cuda.max_memory_allocated`` against the 24 GB budget; on CPU it *estimates* that
-  figure (see :func:`memory_estimate`) and says so.
+  cost curve in ``T`` is visible. On CUDA it also trains the ``4090d`` presets of HSTU, COBRA and
+  TIGER at their batch sizes (bf16 autocast) and reports ``torch.cuda.max_memory_allocated`` against
+  the 24 GB budget, and the HSTU preset's tokens/s eager and under ``torch.compile``; on CPU it
+  *estimates* the memory (see :func:`memory_estimate`) and says so.
 * :func:`bench_quality` -- mean and standard deviation over seeds of HR@10 and NDCG@10 on
   MovieLens-100K for a list of presets (any kind: HSTU, SASRec, PrefixN, TIGER, COBRA), with the
   ``popular`` baseline for reference, and each run's validation NDCG@10 per epoch (read from its
@@ -21,8 +22,8 @@ gradients and the two AdamW moments. The result says which method it used (``mem
 
 from __future__ import annotations
 
+import hashlib
 import json
-import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,15 +32,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from cobra.config import data_home
+from cobra.bench import mean_std, write_result
+from cobra.config import data_home, parse_overrides
 from cobra.data import Batch
-from cobra.model_kinds import SequentialModel
+from cobra.model_kinds import MODELS, SequentialModel
 from cobra.models import ModelConfig
-from cobra.presets import get_preset
-from cobra.train import TrainModule, autocast, fit, make_optimizer, train_step
+from cobra.presets import RunConfig, get_preset
+from cobra.sid import add_uniqueness
+from cobra.train import TrainModule, autocast, build_model, fit, make_optimizer, train_step
 
 SPEED_LENGTHS = (50, 100, 200, 400)
 GPU_BUDGET_GB = 24.0
+GPU_PRESETS = ("hstu-4090d", "cobra-4090d", "tiger-4090d")
+QWEN3_DIM = 1024  # width of Qwen3-Embedding-0.6B, the 4090d presets' encoder
 
 
 def synthetic_batch(batch_size: int, seq_len: int, num_items: int, seed: int = 0) -> Batch:
@@ -73,17 +78,19 @@ def memory_estimate(trainer: TrainModule, batch: Batch, device: torch.device, am
     return sum(seen.values()) + 4 * params
 
 
-def _measure(trainer: TrainModule, batch: Batch, steps: int, device: torch.device, amp: str) -> dict[str, Any]:
-    """Train ``steps`` steps on one batch (after one warm-up step): tokens/s and peak memory."""
+def _measure(trainer: TrainModule, batch: Batch, steps: int, device: torch.device, amp: str,
+             compile: bool = False) -> dict[str, Any]:
+    """Train ``steps`` steps on one batch (after one warm-up step, which also compiles): tokens/s and peak memory."""
     optimizer = make_optimizer(trainer, 1e-3, (0.9, 0.98), 0.0)
+    loss_fn = torch.compile(trainer) if compile else trainer
     batch = batch.to(device)
-    train_step(trainer, batch, optimizer, trainer, amp=amp, grad_clip=1.0, device=device)  # warm-up
+    train_step(trainer, batch, optimizer, loss_fn, amp=amp, grad_clip=1.0, device=device)  # warm-up
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
     t0 = time.perf_counter()
     for _ in range(steps):
-        train_step(trainer, batch, optimizer, trainer, amp=amp, grad_clip=1.0, device=device)
+        train_step(trainer, batch, optimizer, loss_fn, amp=amp, grad_clip=1.0, device=device)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         peak, method = torch.cuda.max_memory_allocated(device), "cuda.max_memory_allocated"
@@ -103,7 +110,7 @@ def bench_speed(
     num_items: int = 1682,
     loss: str = "full_softmax",
     device: str | None = None,
-    gpu_preset: str = "hstu-4090d",
+    gpu_presets: Sequence[str] = GPU_PRESETS,
     verbose: bool = False,
 ) -> dict[str, Any]:
     """Training throughput and peak memory of HSTU and SASRec at several sequence lengths.
@@ -119,13 +126,15 @@ def bench_speed(
         num_items: ``N`` of the synthetic catalogue (ML-100K's by default).
         loss: key of :data:`cobra.losses.LOSSES`.
         device: ``cpu`` / ``cuda`` (default CUDA when available).
-        gpu_preset: preset measured at batch 128 on CUDA (estimated on CPU).
+        gpu_presets: presets whose peak memory is measured at their own batch size on CUDA (estimated on
+            CPU, see :func:`preset_memory`); on CUDA the first is also trained under ``torch.compile``.
         verbose: print one line per configuration.
 
     Returns:
         dict with device, dim, batch_size, steps, rows (one per (model, T): model, T, tokens_per_second,
         seconds_per_step, peak_memory_mb, memory_method), ratios (HSTU / SASRec tokens/s per T) and
-        ``preset`` (the ``gpu_preset`` measurement or estimate).
+        ``presets`` (one :func:`preset_memory` row per ``gpu_presets`` entry) and, on CUDA, ``compile``
+        (the first preset's tokens/s eager and compiled, and their ratio).
     """
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     cuda = dev.type == "cuda"
@@ -151,34 +160,68 @@ def bench_speed(
     by = {(r["model"], r["T"]): r for r in rows}
     ratios = {str(T): round(by["hstu", T]["tokens_per_second"] / by["sasrec", T]["tokens_per_second"], 3)
               for T in lengths}
-    return {"device": str(dev), "dim": dim, "batch_size": batch_size, "steps": steps, "loss": loss,
-            "amp": amp, "rows": rows, "hstu_over_sasrec_tokens_per_second": ratios,
-            "preset": preset_memory(gpu_preset, device=str(dev), steps=steps)}
+    presets = [preset_memory(name, device=str(dev), steps=steps) for name in gpu_presets]
+    if verbose:
+        for p in presets:
+            print(f"{p['preset']:>12} B={p['batch_size']:<4} {p['peak_memory_gb']:>6.2f} GB "
+                  f"({'measured' if p['measured'] else 'estimated'}; budget {GPU_BUDGET_GB:.0f} GB)")
+    out = {"device": str(dev), "dim": dim, "batch_size": batch_size, "steps": steps, "loss": loss,
+           "amp": amp, "rows": rows, "hstu_over_sasrec_tokens_per_second": ratios, "presets": presets}
+    if cuda and gpu_presets:
+        compiled = preset_memory(gpu_presets[0], device=str(dev), steps=steps, compile=True)
+        eager = presets[0]["tokens_per_second"]
+        out["compile"] = {"preset": gpu_presets[0], "eager_tokens_per_second": eager,
+                          "compiled_tokens_per_second": compiled["tokens_per_second"],
+                          "compiled_over_eager": round(compiled["tokens_per_second"] / eager, 3),
+                          "compiled_peak_memory_gb": compiled["peak_memory_gb"]}
+    return out
 
 
-def preset_memory(name: str = "hstu-4090d", batch_size: int = 128, num_items: int = 26_744,
-                  device: str | None = None, steps: int = 5, estimate_batch: int = 4) -> dict[str, Any]:
-    """Peak training memory of preset ``name`` at ``batch_size`` (ML-20M has 26,744 items).
+def synthetic_inputs(config: RunConfig, num_items: int, text_dim: int = QWEN3_DIM, seed: int = 0
+                     ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Random semantic-ID codes and text vectors of the shapes ``config``'s model needs (for memory and speed).
 
-    On CUDA: measured (``max_memory_allocated``, with the preset's autocast) together with tokens/s.
-    On CPU: estimated without the GPU -- saved-for-backward bytes of a float32 step at
-    ``estimate_batch`` rows, scaled linearly to ``batch_size``, plus parameters, gradients and the
-    AdamW moments. bf16 autocast stores many of those activations in half the bytes, so the
-    float32 figure is an upper estimate.
+    Returns:
+        codes (N, L + 1) int64 (``config.sid_levels`` random codes below ``config.sid_codes`` plus the
+        uniqueness column) or None, and text vectors (N, ``text_dim``) float32 unit rows or None.
+    """
+    rng = np.random.default_rng(seed)
+    codes = text = None
+    if config.uses_sids:
+        codes = add_uniqueness(rng.integers(0, config.sid_codes, (num_items, config.sid_levels)))
+    if config.uses_text:
+        text = rng.standard_normal((num_items, text_dim)).astype(np.float32)
+        text /= np.linalg.norm(text, axis=1, keepdims=True)
+    return codes, text
+
+
+def preset_memory(name: str = "hstu-4090d", batch_size: int | None = None, num_items: int = 26_744,
+                  device: str | None = None, steps: int = 5, estimate_batch: int = 4,
+                  compile: bool = False) -> dict[str, Any]:
+    """Peak training memory of preset ``name`` (any kind) at ``batch_size`` (default the preset's).
+
+    ML-20M has 26,744 items; SID codes and text vectors are random, of the preset's shapes
+    (:func:`synthetic_inputs`), so no dataset or encoder is needed.
+
+    On CUDA: measured (``max_memory_allocated``, with the preset's autocast, ``torch.compile`` when
+    ``compile``) together with tokens/s. On CPU: estimated without the GPU -- saved-for-backward bytes
+    of a float32 step at ``estimate_batch`` rows, scaled linearly to ``batch_size``, plus parameters,
+    gradients and the AdamW moments. bf16 autocast stores many of those activations in half the
+    bytes, so the float32 figure is an upper estimate.
     """
     config = get_preset(name)
-    model_config = config.model.replace(num_items=num_items)
+    config = config.replace(model=config.model.replace(num_items=num_items))
+    batch_size = batch_size or config.train.batch_size
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    T = model_config.max_seq_len
+    T = config.model.max_seq_len
     torch.manual_seed(0)
-    model = SequentialModel(model_config, loss=config.train.loss, num_negatives=config.train.num_negatives,
-                            temperature=config.train.temperature)
-    trainer = TrainModule(model).to(dev)
-    out: dict[str, Any] = {"preset": name, "batch_size": batch_size, "T": T, "num_items": num_items,
-                           "budget_gb": GPU_BUDGET_GB}
+    trainer = TrainModule(build_model(config, *synthetic_inputs(config, num_items))).to(dev)
+    out: dict[str, Any] = {"preset": name, "kind": config.kind, "batch_size": batch_size, "T": T,
+                           "num_items": num_items, "budget_gb": GPU_BUDGET_GB}
     if dev.type == "cuda":
-        row = _measure(trainer, synthetic_batch(batch_size, T, num_items), steps, dev, config.train.amp)
-        out.update(row, peak_memory_gb=round(row["peak_memory_mb"] / 1024, 2), measured=True)
+        row = _measure(trainer, synthetic_batch(batch_size, T, num_items), steps, dev, config.train.amp, compile)
+        out.update(row, amp=config.train.amp, compile=compile, peak_memory_gb=round(row["peak_memory_mb"] / 1024, 2),
+                   measured=True)
     else:
         params = sum(p.numel() * p.element_size() for p in trainer.parameters())
         small = memory_estimate(trainer, synthetic_batch(estimate_batch, T, num_items), dev) - 4 * params
@@ -195,10 +238,11 @@ QUALITY_MODELS = ("hstu-cpu", "sasrec-cpu", "hstu-sid-cpu", "tiger-cpu", "cobra-
 
 
 def validation_curve(run_dir: str | Path) -> list[dict[str, float]]:
-    """Per-epoch ``{"epoch", "valid_ndcg@10", "seconds"}`` of a run, from its ``metrics.jsonl``.
+    """Per-epoch ``{"epoch", "valid_ndcg@10", "seconds", "loss", ...}`` of a run, from its ``metrics.jsonl``.
 
-    ``seconds`` is the wall time of the run up to the end of that epoch (training and validation).
-    Epochs without a validation (``eval_every > 1``) are skipped.
+    ``seconds`` is the wall time of the run up to the end of that epoch (training and validation);
+    ``loss`` is the epoch's mean training loss, and a COBRA run adds its two parts ``train_loss_sid``
+    and ``train_loss_vid``. Epochs without a validation (``eval_every > 1``) are skipped.
     """
     path = Path(run_dir) / "metrics.jsonl"
     curve, elapsed = [], 0.0
@@ -206,8 +250,10 @@ def validation_curve(run_dir: str | Path) -> list[dict[str, float]]:
         record = json.loads(line)
         elapsed += float(record.get("seconds", 0.0))
         if "valid_ndcg@10" in record:
-            curve.append({"epoch": int(record["epoch"]), "valid_ndcg@10": float(record["valid_ndcg@10"]),
-                          "seconds": round(elapsed, 3)})
+            point = {"epoch": int(record["epoch"]), "valid_ndcg@10": float(record["valid_ndcg@10"]),
+                     "seconds": round(elapsed, 3)}
+            point.update({k: float(record[k]) for k in ("loss", "train_loss_sid", "train_loss_vid") if k in record})
+            curve.append(point)
     return curve
 
 
@@ -220,6 +266,30 @@ def _mean_curve(curves: list[list[dict[str, float]]]) -> list[dict[str, float]]:
     return [{"epoch": e, "valid_ndcg@10_mean": float(np.mean(v)), "runs": len(v)} for e, v in sorted(by_epoch.items())]
 
 
+def decode_ablation(run_dirs: Sequence[str | Path]) -> dict[str, dict[str, float]]:
+    """Validation and test NDCG@10 of COBRA runs' best checkpoints under every decoding mode.
+
+    Returns:
+        {mode: {valid_ndcg@10_mean, ndcg@10_mean, ndcg@10_std, hr@10_mean, hr@10_std}} over the runs, for every
+        key of :data:`cobra.decode.DECODERS` (COBRA's four modes and the ``sparse`` ablation).
+    """
+    from cobra.decode import DECODERS
+    from cobra.train import evaluate, load_run
+
+    scores: dict[str, dict[str, list[float]]] = {m: {"valid": [], "test": [], "hr": []} for m in DECODERS}
+    for run_dir in run_dirs:
+        model, config, split = load_run(run_dir)
+        for mode in DECODERS:
+            for which in ("valid", "test"):
+                r = evaluate(model, split, which, batch_size=config.train.eval_batch_size,
+                             score_options={"decode": mode})
+                scores[mode][which].append(r["ndcg@10"])
+                if which == "test":
+                    scores[mode]["hr"].append(r["hr@10"])
+    return {m: {"valid_ndcg@10_mean": float(np.mean(v["valid"])), **mean_std("ndcg@10", v["test"]),
+                **mean_std("hr@10", v["hr"])} for m, v in scores.items()}
+
+
 def bench_quality(models: Sequence[str] = QUALITY_MODELS, seeds: int = 3,
                   out_dir: str | Path | None = None, resume: bool = False, progress: bool = False,
                   overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -228,7 +298,8 @@ def bench_quality(models: Sequence[str] = QUALITY_MODELS, seeds: int = 3,
     Args:
         models: preset names of any kind (all on the same dataset, e.g. the ``cpu`` ones on MovieLens-100K).
         seeds: runs per preset, with ``seed = 0 .. seeds - 1``.
-        out_dir: where the runs go (default ``data_home()/runs/bench-quality``), one folder per (preset, seed).
+        out_dir: where the runs go (default ``data_home()/runs/bench-quality``), one folder per (preset, seed),
+            ``<preset>-seed<s>``, or ``<preset>-<hash of overrides>-seed<s>`` with ``overrides``.
         resume: reuse finished runs found there instead of training again.
         progress: tqdm bars.
         overrides: extra ``--set`` values for every run (e.g. ``{"epochs": 5}`` for a quick look).
@@ -236,7 +307,10 @@ def bench_quality(models: Sequence[str] = QUALITY_MODELS, seeds: int = 3,
     Returns:
         dict with dataset, seeds, models ({preset: {model, hr@10_mean, hr@10_std, ndcg@10_mean, ndcg@10_std,
         runs: [{seed, hr@10, ndcg@10, epochs, best_epoch, seconds, curve}], curve, seconds}}) and popular
-        ({hr@10, ndcg@10}). ``curve`` of a run is :func:`validation_curve`; the model's ``curve`` is the mean
+        ({hr@10, ndcg@10}). Models that decode (COBRA) also get ``decodes``: per mode of
+        :data:`cobra.decode.DECODERS`, the mean validation and test NDCG@10 (and test std) of the same
+        best checkpoints, and ``best_decode_on_valid``, the mode with the highest validation mean.
+        ``curve`` of a run is :func:`validation_curve`; the model's ``curve`` is the mean
         validation NDCG@10 per epoch over the seeds that reached it (``runs`` of them).
         The standard deviation is the sample one (``ddof = 1``; 0 for a single seed).
     """
@@ -250,26 +324,29 @@ def bench_quality(models: Sequence[str] = QUALITY_MODELS, seeds: int = 3,
     datasets = {c.dataset for runs in configs.values() for c in runs}
     if len(datasets) > 1:  # checked before hours of training
         raise ValueError(f"bench quality compares presets on one dataset; got {sorted(datasets)}")
+    tag = "-" + hashlib.sha256(json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:8] if overrides else ""
     results: dict[str, Any] = {}
     for name, seed_configs in configs.items():
         runs = []
         for seed, config in enumerate(seed_configs):
-            run_dir = root / f"{name}-seed{seed}"
+            run_dir = root / f"{name}{tag}-seed{seed}"
             r = fit(config, run_dir, resume=resume, progress=progress)
             runs.append({"seed": seed, "hr@10": r["hr@10"], "ndcg@10": r["ndcg@10"], "epochs": r["epochs"],
                          "best_epoch": r["best_epoch"], "seconds": r["seconds"],
                          "curve": validation_curve(run_dir)})
         entry: dict[str, Any] = {"model": r["model"]}
         for key in ("hr@10", "ndcg@10"):
-            values = [run[key] for run in runs]
-            entry[f"{key}_mean"] = float(np.mean(values))
-            entry[f"{key}_std"] = float(statistics.stdev(values)) if len(values) > 1 else 0.0
+            entry.update(mean_std(key, [run[key] for run in runs]))
         entry.update(runs=runs, curve=_mean_curve([run["curve"] for run in runs]),
                      seconds=round(sum(run["seconds"] for run in runs), 1))
+        if MODELS[seed_configs[0].kind].decodes:
+            entry["decodes"] = decode_ablation([root / f"{name}{tag}-seed{seed}" for seed in range(seeds)])
+            entry["best_decode_on_valid"] = max(entry["decodes"],
+                                                key=lambda m: entry["decodes"][m]["valid_ndcg@10_mean"])
         results[name] = entry
     dataset = datasets.pop() if datasets else "ml-100k"
     popular = evaluate_baseline("popular", dataset)
-    return {"dataset": dataset, "seeds": seeds, "models": results,
+    return {"dataset": dataset, "seeds": seeds, "overrides": dict(overrides or {}), "models": results,
             "popular": {"hr@10": popular["hr@10"], "ndcg@10": popular["ndcg@10"]}}
 
 
@@ -279,20 +356,16 @@ def cli_bench_speed(args: Any) -> dict[str, Any]:
 
 
 def cli_bench_quality(args: Any) -> dict[str, Any]:
-    """``python -m cobra bench quality [--models a,b,c] [--seeds 3] [--out FILE] [--json]``.
+    """``python -m cobra bench quality [--models a,b,c] [--seeds 3] [--set K=V ...] [--resume] [--out FILE] [--json]``.
 
     With ``--out`` the result is also written to ``FILE`` as indented JSON (parents created).
     """
     models = getattr(args, "models", None) or ",".join(QUALITY_MODELS)
     if isinstance(models, str):
         models = [m.strip() for m in models.split(",") if m.strip()]
+    overrides = parse_overrides(list(getattr(args, "set", None) or []))
     for name in models:
-        get_preset(name)  # an unknown name fails now, with the list of presets
-    result = bench_quality(models, int(getattr(args, "seeds", None) or 3), progress=not getattr(args, "json", False))
-    out = getattr(args, "out", None)
-    if out:
-        path = Path(out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=2) + "\n")
-        result = {**result, "out": str(path)}
-    return result
+        get_preset(name, overrides)  # an unknown preset or key fails now, before any training
+    result = bench_quality(models, int(getattr(args, "seeds", None) or 3), resume=bool(getattr(args, "resume", False)),
+                           progress=not getattr(args, "json", False), overrides=overrides)
+    return write_result(result, getattr(args, "out", None))

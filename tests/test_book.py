@@ -70,3 +70,35 @@ def test_book_builds_without_warnings(tmp_path: Path):
         assert page.exists(), f"no page for toc entry {entry}"
         text = page.read_text()
         assert "output traceback" not in text and "output error" not in text, f"{page.name} shows an error"
+
+
+def test_readme_tables_match_the_committed_results():
+    """The README's result tables quote book/results/*.json, the files the chapters plot."""
+    from cobra.book import load_result
+
+    readme = (ROOT / "README.md").read_text().splitlines()
+
+    def cells(m: dict) -> str:  # "| HR@10 mean ± std | NDCG@10 mean ± std |"
+        return f"| {m['hr@10_mean']:.4f} ± {m['hr@10_std']:.4f} | {m['ndcg@10_mean']:.4f} ± {m['ndcg@10_std']:.4f} |"
+
+    def row(prefix: str) -> str:
+        found = [line for line in readme if line.startswith(prefix)]
+        assert len(found) == 1, f"README has {len(found)} rows starting with {prefix!r}"
+        return found[0]
+
+    quality = load_result("bench_quality")
+    for name, m in quality["models"].items():
+        assert row(f"| `{name}` (").endswith(cells(m))
+    assert row("| popular").endswith(f"| {quality['popular']['hr@10']:.4f} | {quality['popular']['ndcg@10']:.4f} |")
+    sparse = load_result("bench_quality_sparse")["models"]["cobra-cpu"]
+    assert row("| `cobra-cpu --set model.decode.mode=sparse`").endswith(cells(sparse))
+    no_vid = load_result("bench_quality_lambda0")["models"]["cobra-cpu"]
+    assert f"{no_vid['ndcg@10_mean']:.4f} ± {no_vid['ndcg@10_std']:.4f}" in "\n".join(readme)
+    batch = load_result("bench_batch")
+    for negatives, change in batch["change"].items():
+        expected = " | ".join(f"{c['ndcg@10_mean']:.4f} ± {c['ndcg@10_std']:.4f}" for c in batch["cells"]
+                              if c["negatives"] == negatives)
+        assert row(f"| `{negatives}` |") == f"| `{negatives}` | {expected} | {change:+.1%} |"
+    for p in load_result("bench_speed_h100")["presets"]:
+        assert row(f"| `{p['preset']}` | {p['batch_size']} |").endswith(
+            f"| {p['tokens_per_second']:,.0f} | {p['peak_memory_gb']:.2f} GB |")

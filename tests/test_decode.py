@@ -23,6 +23,7 @@ from cobra.decode import (
 )
 
 N, DT = 20, 8
+CODES = torch.stack([torch.arange(N) % 4, torch.arange(N) // 4 % 3, torch.arange(N) // 12], dim=1)  # (N, 3)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -32,11 +33,10 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def model() -> CobraRecommender:
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
-    codes = torch.stack([torch.arange(N) % 4, torch.arange(N) // 4 % 3, torch.arange(N) // 12], dim=1)
     text = F.normalize(torch.randn(N, DT, generator=g), dim=-1)
     config = CobraConfig(num_items=N, dim=16, num_blocks=1, num_heads=2, max_seq_len=6, dropout=0.0,
                          eval_chunk=3)  # small chunks: the chunked path is exercised
-    m = CobraRecommender(config, codes, text)
+    m = CobraRecommender(config, CODES, text)
     with torch.no_grad():  # larger weights than the init, so the choices are not near ties
         for p in m.parameters():
             p.add_(0.3 * torch.randn(p.shape, generator=g))
@@ -74,6 +74,11 @@ def reference(model: CobraRecommender, batch: Batch, config: DecodeConfig) -> to
         one = _one(batch, b)
         log_p = model.sid_log_probs(model.sid_state(one)[0]).tolist()  # V floats
         order = sorted(range(len(log_p)), key=lambda v: -log_p[v])
+        if config.mode == "sparse":  # each item: log p of its own code tuple
+            vocab_codes = model.vocab_codes.tolist()
+            for i in range(1, N + 1):
+                out[b, i] = log_p[vocab_codes.index(CODES[i - 1, : model.vocab_codes.shape[1]].tolist())]
+            continue
         if config.mode in ("direct", "neighbor", "soft"):
             if config.mode == "direct":
                 e = vocab[order[0]]
@@ -119,7 +124,7 @@ def _check(got: torch.Tensor, want: torch.Tensor) -> None:
     assert torch.allclose(got[finite].double(), want[finite].double(), rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("mode", ["direct", "neighbor", "soft"])
+@pytest.mark.parametrize("mode", ["direct", "neighbor", "soft", "sparse"])
 def test_full_score_modes_match_the_reference(model, batch, mode):
     config = DecodeConfig(mode=mode, soft_top_k=3, soft_temperature=0.7)
     _check(model.score(batch, config), reference(model, batch, config))
@@ -149,7 +154,17 @@ def test_default_mode_and_resolve(model, batch):
         resolve_decode("greedy", default)
     with pytest.raises(ConfigError, match="fusion"):
         DecodeConfig(fusion="max")
-    assert set(DECODERS) == {"direct", "neighbor", "soft", "beam"}
+    assert set(DECODERS) == {"direct", "neighbor", "soft", "beam", "sparse"}
+
+
+def test_sparse_ties_items_that_share_a_sid(model, batch):
+    """With 2 of the 3 code columns as the SID, items 1 and 13 (codes 0,0,x) share one and tie."""
+    torch.manual_seed(1)
+    coarse = CobraRecommender(model.config.replace(sid_levels=2), CODES, model.vid_tower.text[1:]).eval()
+    config = DecodeConfig(mode="sparse")
+    got = coarse.score(batch, config)
+    _check(got, reference(coarse, batch, config))
+    assert torch.equal(got[:, 1], got[:, 13]) and not torch.equal(got[:, 1], got[:, 2])
 
 
 def test_topk_items_is_exact():

@@ -256,3 +256,20 @@ def test_model_score_shape_and_padding_column() -> None:
     q = F.normalize(hidden[1, 6], dim=-1)
     items = F.normalize(model.item_vectors(), dim=-1)
     assert torch.allclose(scores[1, 1:], items[1:] @ q, atol=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_relative_bias_on_cuda_matches_cpu():
+    """On CUDA the bias tables are read through an embedding lookup (a fast backward); same values and grads."""
+    torch.manual_seed(0)
+    cpu = RelativeBias(max_seq_len=50, num_buckets=128)
+    gpu = RelativeBias(max_seq_len=50, num_buckets=128).cuda()
+    gpu.load_state_dict(cpu.state_dict())
+    ts = torch.cumsum(torch.randint(0, 10**6, (8, 50)), dim=1)
+    lengths = torch.randint(1, 51, (8,))
+    weights = torch.randn(8, 50, 50)
+    (cpu(ts, lengths) * weights).sum().backward()
+    (gpu(ts.cuda(), lengths.cuda()) * weights.cuda()).sum().backward()
+    for a, b in zip(cpu.parameters(), gpu.parameters(), strict=True):
+        assert torch.allclose(a.grad, b.grad.cpu(), rtol=1e-4, atol=1e-4)
+    assert torch.allclose(cpu(ts, lengths), gpu(ts.cuda(), lengths.cuda()).cpu())

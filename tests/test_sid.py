@@ -286,9 +286,15 @@ def test_config_is_frozen():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
-def test_same_code_on_gpu():
-    x = blobs(100, 5, 4)
-    cpu = fit_semantic_ids(x, cfg(method="balanced"))
-    gpu = fit_semantic_ids(x, cfg(method="balanced"), device="cuda")
-    assert gpu.codes.shape == cpu.codes.shape
-    assert (gpu.codes[:, 0] == cpu.codes[:, 0]).mean() > 0.9
+def test_gpu_fit_matches_cpu():
+    """The same code runs on CUDA. Its random draws come from a CUDA generator, so the cluster *labels*
+    differ from the CPU fit's; compare what does not depend on labels: balance and reconstruction error."""
+    from cobra.sid_metrics import sid_report
+
+    x = blobs(400, 8, 5)
+    cpu = sid_report(x, fit_semantic_ids(x, cfg(method="balanced")))
+    gpu = sid_report(x, fit_semantic_ids(x, cfg(method="balanced"), device="cuda"))
+    for a, b in zip(cpu["per_level"], gpu["per_level"], strict=True):
+        assert b["utilization"] == a["utilization"] == 1.0
+        assert b["entropy"] > 0.99 and a["entropy"] > 0.99
+        assert b["mse"] < 1.5 * a["mse"]  # local optima differ with the draws; a broken fit is far worse

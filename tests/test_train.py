@@ -207,14 +207,16 @@ def test_bench_speed_small() -> None:
     from cobra.train_bench import bench_speed
 
     result = bench_speed(lengths=(8, 16), dim=16, batch_size=4, steps=1, num_items=50, device="cpu",
-                         gpu_preset="hstu-cpu")
+                         gpu_presets=("hstu-cpu", "cobra-cpu"))
     assert [(r["model"], r["T"]) for r in result["rows"]] == [("hstu", 8), ("sasrec", 8), ("hstu", 16),
                                                               ("sasrec", 16)]
     assert all(r["tokens_per_second"] > 0 and r["peak_memory_mb"] > 0 for r in result["rows"])
     hstu = [r["peak_memory_mb"] for r in result["rows"] if r["model"] == "hstu"]
     assert hstu[1] > hstu[0]  # longer sequences cost more memory
+    assert [(p["preset"], p["kind"], p["measured"]) for p in result["presets"]] == [
+        ("hstu-cpu", "sequential", False), ("cobra-cpu", "cobra", False)]
+    assert all(0 < p["peak_memory_gb"] < 24 for p in result["presets"])
     assert set(result["hstu_over_sasrec_tokens_per_second"]) == {"8", "16"}
-    assert result["preset"]["measured"] is False and result["preset"]["peak_memory_gb"] > 0
 
 
 # ------------------------------------------------------------------------- COBRA and TIGER through fit
@@ -284,31 +286,71 @@ def test_decode_flag_only_for_cobra_runs(tmp_path: Path, capsys: pytest.CaptureF
     assert err.startswith("error: ") and "--decode" in err and "'sequential'" in err
 
 
-def test_bench_quality_curves_and_out_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import cobra.metrics
+def test_bench_quality_curves_decodes_and_out_file(tmp_path: Path) -> None:
     import cobra.train_bench as tb
+    from cobra.decode import DECODERS
 
-    def fake_fit(config, out_dir, resume=False, progress=False):
-        epochs = 2 + config.train.seed  # seeds stop at different epochs
-        Path(out_dir).mkdir(parents=True)
-        lines = [json.dumps({"epoch": e, "seconds": 1.5, "valid_ndcg@10": 0.01 * e + config.train.seed})
-                 for e in range(1, epochs + 1)]
-        (Path(out_dir) / "metrics.jsonl").write_text("\n".join(lines) + "\n")
-        return {"model": config.kind, "hr@10": 0.1, "ndcg@10": 0.05 + config.train.seed, "epochs": epochs,
-                "best_epoch": epochs, "seconds": 3.0}
-
-    monkeypatch.setattr(tb, "fit", fake_fit)
-    monkeypatch.setattr(cobra.metrics, "evaluate_baseline", lambda name, dataset: {"hr@10": 0.05, "ndcg@10": 0.03})
-    out = tmp_path / "bench" / "quality.json"
-    args = argparse.Namespace(models="hstu-cpu,cobra-cpu,tiger-cpu", seeds=2, out=str(out), json=True)
-    monkeypatch.setattr(tb, "data_home", lambda: tmp_path)
-    result = tb.cli_bench_quality(args)
-    assert json.loads(out.read_text()) == {k: v for k, v in result.items() if k != "out"}
-    cobra = result["models"]["cobra-cpu"]
-    assert cobra["model"] == "cobra" and cobra["ndcg@10_mean"] == pytest.approx(0.55)
-    assert [p["epoch"] for p in cobra["runs"][1]["curve"]] == [1, 2, 3]
-    assert cobra["runs"][0]["curve"][1] == {"epoch": 2, "valid_ndcg@10": 0.02, "seconds": 3.0}
-    assert [(p["epoch"], p["runs"]) for p in cobra["curve"]] == [(1, 2), (2, 2), (3, 1)]
-    assert cobra["curve"][0]["valid_ndcg@10_mean"] == pytest.approx((0.01 + 1.01) / 2)
+    tiny = {"model.dim": 16, "model.max_seq_len": 8, "model.num_blocks": 1, "epochs": 2, "patience": 0,
+            "train.eval_batch_size": 1024}
+    result = tb.bench_quality(["hstu-cpu", "cobra-cpu"], seeds=2, out_dir=tmp_path, overrides=tiny)
+    hstu, cobra = result["models"]["hstu-cpu"], result["models"]["cobra-cpu"]
+    assert cobra["model"] == "cobra" and hstu["model"] == "hstu"
+    assert cobra["ndcg@10_mean"] == pytest.approx(np.mean([r["ndcg@10"] for r in cobra["runs"]]))
+    assert [p["epoch"] for p in cobra["runs"][1]["curve"]] == [1, 2]
+    assert {"loss", "train_loss_sid", "train_loss_vid"} <= set(cobra["runs"][0]["curve"][0])
+    assert [(p["epoch"], p["runs"]) for p in cobra["curve"]] == [(1, 2), (2, 2)]
+    assert "decodes" not in hstu  # one way to score items
+    assert set(cobra["decodes"]) == set(DECODERS) and cobra["best_decode_on_valid"] in DECODERS
+    beam = cobra["decodes"]["beam"]  # the preset's mode: the same numbers as the runs' own evaluation
+    assert beam["ndcg@10_mean"] == pytest.approx(cobra["ndcg@10_mean"], abs=1e-9)
+    best = max(cobra["decodes"].values(), key=lambda d: d["valid_ndcg@10_mean"])
+    assert cobra["decodes"][cobra["best_decode_on_valid"]] == best
+    assert result["popular"]["ndcg@10"] == pytest.approx(0.0252, abs=5e-4)
+    assert result["overrides"] == tiny
+    assert [len(p.name) for p in tmp_path.glob("cobra-cpu-*-seed1")] == [len("cobra-cpu-12345678-seed1")]
     with pytest.raises(ConfigError, match="unknown preset"):
         tb.cli_bench_quality(argparse.Namespace(models="cobra-gpu", seeds=1, out=None, json=True))
+    with pytest.raises(ConfigError, match="'model.nope'"):
+        tb.cli_bench_quality(argparse.Namespace(models="cobra-cpu", seeds=1, out=None, json=True,
+                                                set=["model.nope=1"]))
+
+
+def test_bench_out_file(tmp_path: Path) -> None:
+    from cobra.bench import write_result
+
+    out = tmp_path / "bench" / "quality.json"
+    result = {"models": {"a": {"ndcg@10_mean": 0.1}}, "seeds": 3}
+    assert write_result(result, None) is result
+    written = write_result(result, str(out))
+    saved = json.loads(out.read_text())
+    assert written == {**saved, "out": str(out)} and {k: saved[k] for k in result} == result
+    assert saved["command"].startswith("python -m cobra") and "CPU cores, torch" in saved["machine"]
+
+
+# ------------------------------------------------------------------------------------ bench batch
+def test_bench_batch_step_clock(tmp_path):
+    """Every run is validated on the same clock of optimiser steps, whatever its batch size."""
+    from cobra.batch_bench import batch_overrides, bench_batch
+
+    assert batch_overrides(16, 943, 4)["train.eval_every"] == 1  # 59 steps per epoch
+    assert batch_overrides(256, 943, 4)["train.eval_every"] == 16  # 4 steps per epoch -> 64 steps
+    assert batch_overrides(256, 943, 4, max_evals=10)["train.epochs"] == 160
+    with pytest.raises(ConfigError, match="COBRA preset"):
+        bench_batch("hstu-cpu", seeds=1, out_dir=tmp_path)
+    with pytest.raises(ConfigError, match="VID negatives"):
+        bench_batch(negatives=("nope",), seeds=1, out_dir=tmp_path)
+    tiny = {"model.dim": 16, "model.max_seq_len": 8, "model.num_blocks": 1, "train.eval_batch_size": 1024}
+    result = bench_batch(batch_sizes=(256, 512), negatives=("in-batch", "catalogue"), seeds=1, out_dir=tmp_path,
+                         patience=2, steps_per_eval=8, max_evals=2, overrides=tiny, jobs=2)  # 2 processes
+    cells = {(c["negatives"], c["batch_size"]): c for c in result["cells"]}
+    assert set(cells) == {("in-batch", 256), ("in-batch", 512), ("catalogue", 256), ("catalogue", 512)}
+    assert cells["catalogue", 256]["runs"][0]["epochs"] == 4  # eval every 2 epochs, 2 validations
+    assert cells["catalogue", 512]["runs"][0]["steps"] == 8 * 2  # eval every 4 epochs of 2 steps, twice
+    for name in ("in-batch", "catalogue"):
+        small, large = cells[name, 256]["ndcg@10_mean"], cells[name, 512]["ndcg@10_mean"]
+        assert result["change"][name] == pytest.approx((large - small) / small)
+    again = bench_batch(batch_sizes=(256,), negatives=("catalogue",), seeds=1, out_dir=tmp_path,
+                        patience=2, steps_per_eval=8, max_evals=2, overrides=tiny)  # finished runs are reused
+    first, reused = cells["catalogue", 256]["runs"][0], again["cells"][0]["runs"][0]
+    keys = ("ndcg@10", "epochs", "steps")
+    assert {k: reused[k] for k in keys} == {k: first[k] for k in keys}

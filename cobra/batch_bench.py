@@ -1,0 +1,148 @@
+"""Batch-size sensitivity of COBRA's VID loss: ``python -m cobra bench batch``.
+
+Explained in chapter 08 (book/08_dual_loss.py).
+
+The source articles blame COBRA's weak MovieLens result on in-batch InfoNCE: interleaving doubles
+the sequence, memory forces small batches, and a small batch starves the VID loss of negatives.
+This benchmark trains the same COBRA preset at several batch sizes with each source of VID
+negatives (``in-batch``, ``catalogue``, ``cache``; :data:`cobra.losses.VID_NEGATIVES`) and reports
+test NDCG@10 per (negatives, batch size), mean and standard deviation over seeds, and the relative
+change between the smallest and the largest batch.
+
+Protocol: batch size changes the number of optimiser steps per epoch, which would confound the
+comparison if every run had the same number of epochs. So every run trains *to convergence* on the
+same clock of optimiser steps: it is validated about every :data:`STEPS_PER_EVAL` steps
+(``eval_every = round(STEPS_PER_EVAL * B / windows)`` epochs, at least 1; one window per user), stops after ``patience``
+validations without improvement, and is capped at :data:`MAX_EVALS` validations; the best
+validation checkpoint is tested. Everything else is the preset's (learning rate included).
+
+Runs are cached in ``data_home()/runs/bench-batch/<negatives>-b<B>-seed<s>`` and reused, so an
+interrupted grid resumes. ``jobs > 1`` trains that many runs at once in separate processes: the
+``cpu`` preset's runs are small, and one GPU has room for a whole grid of them.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cobra.bench import mean_std, write_result
+from cobra.config import ConfigError, data_home
+from cobra.data import TrainWindows
+from cobra.losses import VID_NEGATIVES
+from cobra.presets import RunConfig, get_preset
+from cobra.train import fit, load_split
+
+BATCH_SIZES = (16, 64, 256)
+NEGATIVES = ("in-batch", "catalogue")
+STEPS_PER_EVAL = 60
+MAX_EVALS = 60
+
+
+def batch_overrides(batch_size: int, windows: int, patience: int, steps_per_eval: int = STEPS_PER_EVAL,
+                    max_evals: int = MAX_EVALS) -> dict[str, Any]:
+    """``--set`` values of one run: validated every ~``steps_per_eval`` optimiser steps, ``max_evals`` times at most."""
+    eval_every = max(1, round(steps_per_eval * batch_size / windows))
+    return {"train.batch_size": batch_size, "train.eval_every": eval_every, "train.patience": patience,
+            "train.epochs": eval_every * max_evals}
+
+
+def _fit_quietly(config: RunConfig, run_dir: Path, threads: int) -> dict[str, Any]:
+    """One run in a worker process (``jobs > 1``): ``threads`` CPU threads, no progress bar."""
+    import torch
+
+    torch.set_num_threads(threads)
+    return fit(config, run_dir, resume=True, progress=False)
+
+
+def bench_batch(preset: str = "cobra-cpu", batch_sizes: Sequence[int] = BATCH_SIZES,
+                negatives: Sequence[str] = NEGATIVES, seeds: int = 3, device: str | None = None,
+                patience: int = 4, out_dir: str | Path | None = None, progress: bool = False, *,
+                steps_per_eval: int = STEPS_PER_EVAL, max_evals: int = MAX_EVALS,
+                overrides: dict[str, Any] | None = None, jobs: int = 1) -> dict[str, Any]:
+    """Test NDCG@10 of ``preset`` per (VID negatives, batch size), mean and std over ``seeds``.
+
+    Args:
+        preset: a COBRA preset (``cobra-cpu``).
+        batch_sizes: the batch sizes ``B``.
+        negatives: keys of :data:`cobra.losses.VID_NEGATIVES`.
+        seeds: runs per cell, ``seed = 0 .. seeds - 1``.
+        device: ``train.device`` of every run (default the preset's).
+        patience: validations without improvement before a run stops.
+        out_dir: where the runs go (default ``data_home()/runs/bench-batch``); finished runs are reused.
+        progress: tqdm bars.
+        steps_per_eval / max_evals: the step clock (see the module docstring).
+        overrides: extra ``--set`` values for every run (e.g. a smaller model for a quick look).
+        jobs: runs trained at once, each in its own process (1: one after the other, in this process).
+
+    Returns:
+        dict with preset, protocol, batch_sizes, seeds, cells (one per (negatives, B): negatives,
+        batch_size, ndcg@10_mean, ndcg@10_std, hr@10_mean, steps_mean, runs [{seed, ndcg@10, hr@10,
+        valid_ndcg@10, epochs, best_epoch, steps, seconds}]) and change (per negatives: relative change
+        of mean NDCG@10 from the smallest to the largest batch, ``(largest - smallest) / smallest``).
+    """
+    config = get_preset(preset, overrides)
+    if config.kind != "cobra":
+        raise ConfigError(f"bench batch trains a COBRA preset; {preset!r} is a {config.kind!r} run")
+    for name in negatives:
+        if name not in VID_NEGATIVES:
+            raise ConfigError(f"unknown VID negatives {name!r}; choose from {list(VID_NEGATIVES)}")
+    if seeds < 1 or not batch_sizes or min(batch_sizes) < 1:
+        raise ConfigError(f"bench batch needs seeds >= 1 and positive batch sizes; got {seeds}, {list(batch_sizes)}")
+    windows = len(TrainWindows(load_split(config.dataset), config.model.max_seq_len))  # per epoch
+    root = Path(out_dir) if out_dir is not None else data_home() / "runs" / "bench-batch"
+    tasks = {}
+    for name in negatives:
+        for B in batch_sizes:
+            for seed in range(seeds):
+                sets = {**(overrides or {}), **batch_overrides(B, windows, patience, steps_per_eval, max_evals),
+                        "model.vid_negatives": name, "seed": seed}
+                if device:
+                    sets["train.device"] = device
+                tasks[name, B, seed] = (get_preset(preset, sets), root / f"{name}-b{B}-seed{seed}")
+    if jobs > 1:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {key: pool.submit(_fit_quietly, c, d, threads) for key, (c, d) in tasks.items()}
+            results = {key: f.result() for key, f in futures.items()}
+    else:
+        results = {key: fit(c, d, resume=True, progress=progress) for key, (c, d) in tasks.items()}
+    cells = []
+    for name in negatives:
+        for B in batch_sizes:
+            runs = []
+            for seed in range(seeds):
+                r = results[name, B, seed]
+                runs.append({"seed": seed, "ndcg@10": r["ndcg@10"], "hr@10": r["hr@10"],
+                             "valid_ndcg@10": r["valid_ndcg@10"], "epochs": r["epochs"],
+                             "best_epoch": r["best_epoch"], "steps": r["epochs"] * -(-windows // B),
+                             "seconds": r["seconds"]})
+            cells.append({"negatives": name, "batch_size": B, **mean_std("ndcg@10", [r["ndcg@10"] for r in runs]),
+                          "hr@10_mean": float(np.mean([r["hr@10"] for r in runs])),
+                          "steps_mean": float(np.mean([r["steps"] for r in runs])), "runs": runs})
+    change = {}
+    for name in negatives:
+        by_b = {c["batch_size"]: c["ndcg@10_mean"] for c in cells if c["negatives"] == name}
+        small, large = by_b[min(by_b)], by_b[max(by_b)]
+        change[name] = (large - small) / small if small else 0.0
+    protocol = (f"each run validated every ~{steps_per_eval} optimiser steps, early stop after {patience} "
+                f"validations without improvement (at most {max_evals}), best validation checkpoint tested")
+    return {"preset": preset, "dataset": config.dataset, "protocol": protocol, "batch_sizes": list(batch_sizes),
+            "seeds": seeds, "cells": cells, "change": change}
+
+
+def cli_bench_batch(args: Any) -> dict[str, Any]:
+    """``python -m cobra bench batch [--batch-sizes 16,64,256] [--negatives in-batch,catalogue] [--seeds 3]
+    [--device cuda] [--jobs N] [--out FILE] [--json]``; with ``--out`` the JSON is also written to ``FILE``."""
+    sizes = [int(b) for b in str(getattr(args, "batch_sizes", None) or ",".join(map(str, BATCH_SIZES))).split(",")]
+    negatives = [n.strip() for n in str(getattr(args, "negatives", None) or ",".join(NEGATIVES)).split(",")]
+    result = bench_batch(batch_sizes=sizes, negatives=negatives, seeds=int(getattr(args, "seeds", None) or 3),
+                         device=getattr(args, "device", None), progress=not getattr(args, "json", False),
+                         jobs=int(getattr(args, "jobs", None) or 1))
+    return write_result(result, getattr(args, "out", None))
