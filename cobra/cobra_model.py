@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cobra.config import ConfigError, check_model_shape
+from cobra.config import ConfigError, check_model_shape, require_choice
 from cobra.decode import DecodeConfig, resolve_decode
 from cobra.decode import decode as run_decoder
 from cobra.embeddings import SID_EMBEDDINGS, ItemIdEmbedding, SIDOptions
@@ -123,14 +123,10 @@ class CobraConfig:
     def __post_init__(self) -> None:
         if isinstance(self.decode, dict):
             object.__setattr__(self, "decode", DecodeConfig(**self.decode))
-        if self.sid_kind not in SID_EMBEDDINGS:
-            raise ConfigError(f"unknown sid_kind {self.sid_kind!r}; choose one of {sorted(SID_EMBEDDINGS)}")
-        if self.vid_negatives not in VID_NEGATIVES:
-            raise ConfigError(f"unknown vid_negatives {self.vid_negatives!r}; choose one of {list(VID_NEGATIVES)}")
-        if self.sid_loss not in SID_LOSSES:
-            raise ConfigError(f"unknown sid_loss {self.sid_loss!r}; choose one of {sorted(SID_LOSSES)}")
-        if self.attn_norm not in ATTN_NORMS:
-            raise ConfigError(f"unknown attn_norm {self.attn_norm!r}; choose one of {list(ATTN_NORMS)}")
+        require_choice(self, "sid_kind", sorted(SID_EMBEDDINGS))
+        require_choice(self, "vid_negatives", VID_NEGATIVES)
+        require_choice(self, "sid_loss", sorted(SID_LOSSES))
+        require_choice(self, "attn_norm", ATTN_NORMS)
         check_model_shape(self, ("num_items", "dim", "num_blocks", "num_heads", "max_seq_len", "num_negatives",
                                  "cache_size", "eval_chunk"))
         if self.temperature <= 0 or self.lambda_vid < 0:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -107,6 +107,16 @@ def require_positive(config: Any, names: tuple[str, ...]) -> None:
     for name in names:
         if getattr(config, name) < 1:
             raise ConfigError(f"{name} must be >= 1, got {getattr(config, name)}")
+
+
+def require_choice(config: Any, name: str, choices: Iterable[Any], label: str | None = None) -> None:
+    """Refuse (``ConfigError``) ``config``'s field ``name`` unless it is one of ``choices``, listed in their order.
+
+    ``label`` names the field in the message (default ``name``): ``unknown <label> <value>; choose one of [...]``.
+    """
+    value, allowed = getattr(config, name), list(choices)
+    if value not in allowed:
+        raise ConfigError(f"unknown {label or name} {value!r}; choose one of {allowed}")
 
 
 def check_model_shape(config: Any, positive: tuple[str, ...]) -> None:

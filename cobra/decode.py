@@ -66,7 +66,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 import torch.nn.functional as F
 
-from cobra.config import ConfigError, require_positive
+from cobra.config import ConfigError, require_choice, require_positive
 
 if TYPE_CHECKING:
     from cobra.data import Batch
@@ -101,10 +101,8 @@ class DecodeConfig:
     filter_history: bool = True
 
     def __post_init__(self) -> None:
-        if self.mode not in DECODERS:
-            raise ConfigError(f"unknown decode mode {self.mode!r}; choose one of {sorted(DECODERS)}")
-        if self.fusion not in BEAM_FUSIONS:
-            raise ConfigError(f"unknown beam fusion {self.fusion!r}; choose one of {sorted(BEAM_FUSIONS)}")
+        require_choice(self, "mode", sorted(DECODERS), "decode mode")
+        require_choice(self, "fusion", sorted(BEAM_FUSIONS), "beam fusion")
         require_positive(self, ("soft_top_k", "beam_width", "beam_items"))
         if self.soft_temperature <= 0:
             raise ConfigError(f"soft_temperature must be > 0, got {self.soft_temperature}")

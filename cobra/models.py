@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cobra.config import ConfigError, check_model_shape
+from cobra.config import ConfigError, check_model_shape, require_choice
 from cobra.embeddings import EMBEDDING_KINDS, FUSIONS, ItemEmbedding, build_item_embedding
 from cobra.hstu import ATTN_NORMS, HSTU
 from cobra.sasrec import SASRec
@@ -80,14 +80,11 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ngram_sizes", tuple(self.ngram_sizes))
-        if self.backbone not in BACKBONES:
-            raise ConfigError(f"unknown backbone {self.backbone!r}; choose one of {sorted(BACKBONES)}")
-        if self.embedding not in EMBEDDING_KINDS:
-            raise ConfigError(f"unknown embedding {self.embedding!r}; choose one of {list(EMBEDDING_KINDS)}")
+        require_choice(self, "backbone", sorted(BACKBONES))
+        require_choice(self, "embedding", EMBEDDING_KINDS)
         if self.fusion is not None and self.fusion not in FUSIONS:
             raise ConfigError(f"unknown fusion {self.fusion!r}; choose one of {list(FUSIONS)} or None")
-        if self.attn_norm not in ATTN_NORMS:
-            raise ConfigError(f"unknown attn_norm {self.attn_norm!r}; choose one of {list(ATTN_NORMS)}")
+        require_choice(self, "attn_norm", ATTN_NORMS)
         check_model_shape(self, ("num_items", "dim", "num_blocks", "num_heads", "max_seq_len"))
 
     def replace(self, **changes: Any) -> ModelConfig:

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from cobra.cobra_model import CobraConfig
-from cobra.config import ConfigError, from_dict, require_positive
+from cobra.config import ConfigError, from_dict, require_choice, require_positive
 from cobra.decode import DecodeConfig
 from cobra.model_kinds import MODELS, model_kind
 from cobra.models import ModelConfig
@@ -102,12 +102,9 @@ class TrainConfig:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
         if len(self.betas) != 2:
             raise ConfigError(f"betas must be two numbers, got {self.betas}")
-        if self.loss not in LOSSES:
-            raise ConfigError(f"unknown loss {self.loss!r}; choose one of {sorted(LOSSES)}")
-        if self.amp not in AMP_MODES:
-            raise ConfigError(f"unknown amp {self.amp!r}; choose one of {list(AMP_MODES)}")
-        if self.device not in DEVICES:
-            raise ConfigError(f"unknown device {self.device!r}; choose one of {list(DEVICES)}")
+        require_choice(self, "loss", sorted(LOSSES))
+        require_choice(self, "amp", AMP_MODES)
+        require_choice(self, "device", DEVICES)
         require_positive(self, ("epochs", "batch_size", "eval_batch_size", "eval_every", "num_negatives"))
         for name in ("warmup_steps", "patience", "grad_clip", "weight_decay", "num_threads"):
             if getattr(self, name) < 0:

@@ -61,7 +61,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cobra.config import ConfigError, check_model_shape
+from cobra.config import check_model_shape, require_choice
 from cobra.embeddings import EMBEDDING_KINDS, build_item_embedding
 from cobra.hstu import HSTU, next_timestamps, valid_mask
 from cobra.trie import BeamResult, SIDTrie, constrained_beam_search
@@ -108,9 +108,7 @@ class TigerConfig:
     sid_table_size: int = 2**16
 
     def __post_init__(self) -> None:
-        if self.history_embedding not in HISTORY_EMBEDDINGS:
-            raise ConfigError(f"unknown history_embedding {self.history_embedding!r}; choose one of "
-                              f"{list(HISTORY_EMBEDDINGS)}")
+        require_choice(self, "history_embedding", HISTORY_EMBEDDINGS)
         check_model_shape(self, ("num_items", "dim", "num_blocks", "num_heads", "max_seq_len", "beam_width"))
 
     def replace(self, **changes: Any) -> TigerConfig:
