@@ -124,6 +124,25 @@ def _one_cpu_thread(device: torch.device) -> Iterator[None]:
         torch.set_num_threads(n)
 
 
+def exact(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in the precision every k-means decision is made in: float64 on the CPU, as is elsewhere.
+
+    Readers' CPUs (AVX2, AVX-512, ARM) sum float32 products in different orders, so two nearly equal
+    distances can compare one way on one machine and the other way on the next, and one flipped
+    assignment changes every later Lloyd iteration. In float64 the rounding is ~1e-16, far below any
+    gap that occurs, so the codes are the same everywhere (chapter 03). GPUs keep float32 for speed.
+    """
+    return x.double() if x.device.type == "cpu" else x
+
+
+def _as_stored(c: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Centroids rounded to the caller's ``dtype`` (what the codebooks will hold), kept in ``c``'s dtype.
+
+    Lloyd's labels are then exactly the nearest of the returned centroids, and ``encode`` reproduces them.
+    """
+    return c.to(dtype).to(c.dtype)
+
+
 def sq_distances(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     """Squared Euclidean distances.
 
@@ -145,10 +164,10 @@ def assign_costs(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     same function, so encoding reproduces fitted nearest-centroid codes bit for bit.
 
     Args:
-        x: (N, D) float32; c: (K, D) float32.
+        x: (N, D) float32 or float64 (see :func:`exact`); c: (K, D) of the same dtype.
 
     Returns:
-        (N, K) float32.
+        (N, K) in that dtype.
     """
     return torch.addmm((c * c).sum(1)[None, :], x, c.T, alpha=-2.0)  # (N, K)
 
@@ -173,7 +192,7 @@ def kmeans_plus_plus(
         (K, D) float32 initial centroids.
     """
     with _one_cpu_thread(x.device):
-        return _kmeans_plus_plus(x, k, generator, sample)
+        return _kmeans_plus_plus(exact(x), k, generator, sample).to(x.dtype)
 
 
 def _kmeans_plus_plus(
@@ -239,7 +258,7 @@ def kmeans(
     generator: torch.Generator | None = None,
     tolerance: float = 0.0,
 ) -> Clustering:
-    """Lloyd's k-means with k-means++ initialisation.
+    """Lloyd's k-means with k-means++ initialisation, decided in float64 on the CPU (:func:`exact`).
 
     Stops when no label changes, when the inertia (sum of squared distances) improves by less than
     ``REL_TOL`` of itself, or after ``iters`` iterations. The labels are always the nearest centroids
@@ -257,6 +276,7 @@ def kmeans(
         :class:`Clustering` with centroids (K, D) float32 and labels (N,) int64.
     """
     gen = generator if generator is not None else torch.Generator(device=x.device).manual_seed(seed)
+    dtype, x = x.dtype, exact(x)  # decisions in float64 on the CPU
     centroids = kmeans_plus_plus(x, k, gen)  # (K, D)
     best, labels = assign_costs(x, centroids).min(1)  # (N,), (N,)
     base = float((x * x).sum())  # inertia = base + sum of costs
@@ -264,14 +284,14 @@ def kmeans(
     it = 0
     for _ in range(iters):
         it += 1
-        centroids = _update_centroids(x, labels, centroids)
+        centroids = _as_stored(_update_centroids(x, labels, centroids), dtype)
         best, new = assign_costs(x, centroids).min(1)  # (N,), (N,)
         previous, inertia = inertia, base + float(best.sum())
         converged = torch.equal(new, labels) or previous - inertia <= REL_TOL * abs(inertia)
         labels = new  # always the nearest-centroid labels of the current centroids
         if converged:
             break
-    return Clustering(centroids, labels, it)
+    return Clustering(centroids.to(dtype), labels, it)
 
 
 # ------------------------------------------------------------------------------------ balanced k-means
@@ -394,6 +414,7 @@ def balanced_kmeans(
 ) -> Clustering:
     """Balanced k-means: Lloyd iterations with the capacity-constrained assignment of
     :func:`capacitated_assign`, so every cluster holds ``lo..hi`` points (:func:`size_bounds`).
+    Decided in float64 on the CPU (:func:`exact`).
 
     Starts from k-means++ centres; stops when no label changes, when the inertia changes by less than
     ``REL_TOL`` of itself, or after ``iters`` iterations. The returned centroids are the means of the
@@ -412,6 +433,7 @@ def balanced_kmeans(
     """
     gen = generator if generator is not None else torch.Generator(device=x.device).manual_seed(seed)
     lo, hi = size_bounds(x.shape[0], k, tolerance)
+    dtype, x = x.dtype, exact(x)  # decisions in float64 on the CPU
     centroids = kmeans_plus_plus(x, k, gen)  # (K, D)
     costs = assign_costs(x, centroids)  # (N, K)
     with _one_cpu_thread(x.device):
@@ -421,7 +443,7 @@ def balanced_kmeans(
     it = 0
     for _ in range(iters):
         it += 1
-        centroids = _update_centroids(x, labels, centroids)
+        centroids = _as_stored(_update_centroids(x, labels, centroids), dtype)
         costs = assign_costs(x, centroids)  # (N, K)
         with _one_cpu_thread(x.device):
             new = capacitated_assign(costs, lo, hi)  # (N,)
@@ -431,7 +453,7 @@ def balanced_kmeans(
         if converged:
             break
     centroids = _update_centroids(x, labels, centroids)
-    return Clustering(centroids, labels, it)
+    return Clustering(centroids.to(dtype), labels, it)
 
 
 def seed_heuristic_kmeans(
@@ -464,9 +486,9 @@ def seed_heuristic_kmeans(
     lo, hi = size_bounds(x.shape[0], k, tolerance)
     gen = generator if generator is not None else torch.Generator(device=x.device).manual_seed(seed)
     random_state = int(torch.randint(2**31 - 1, (1,), generator=gen, device=x.device).item())
-    xs = x.detach().cpu().numpy()  # (N, D)
+    xs = x.detach().cpu().double().numpy()  # (N, D) float64: decisions as in :func:`exact`
     init = KMeans(n_clusters=k, random_state=random_state, n_init=1).fit(xs)
-    centers = init.cluster_centers_.astype(np.float32)  # (K, D)
+    centers = init.cluster_centers_  # (K, D) float64
     labels = init.labels_.astype(np.int64)  # (N,)
     sq_x = (xs * xs).sum(1)[:, None]  # (N, 1)
     it = 0
@@ -491,12 +513,13 @@ def seed_heuristic_kmeans(
                 sizes[c] -= 1
                 sizes[smallest] += 1
         centers = np.array(
-            [xs[new_labels == c].mean(axis=0) if sizes[c] else centers[c] for c in range(k)], dtype=np.float32
+            [xs[new_labels == c].mean(axis=0) if sizes[c] else centers[c] for c in range(k)], dtype=np.float64
         )
         labels = new_labels
     dev = x.device
     return Clustering(
-        torch.as_tensor(centers, device=dev), torch.as_tensor(labels, dtype=torch.int64, device=dev), it
+        torch.as_tensor(centers, dtype=x.dtype, device=dev), torch.as_tensor(labels, dtype=torch.int64, device=dev),
+        it,
     )
 
 
@@ -615,7 +638,7 @@ class ResidualQuantizer:
             residual = x[start : start + batch_size]  # (b, D)
             cols = []
             for level in range(books.shape[0]):
-                c = assign_costs(residual, books[level]).argmin(1)  # (b,)
+                c = assign_costs(exact(residual), exact(books[level])).argmin(1)  # (b,), as fitted
                 cols.append(c)
                 residual = residual - books[level][c]
             out.append(torch.stack(cols, 1))

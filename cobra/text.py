@@ -524,10 +524,13 @@ def embed_items(dataset: str = "ml-100k", encoder: str | Encoder = "minilm", *, 
 
 
 def nearest(vectors: np.ndarray, query: int, k: int = 5, exclude_self: bool = True) -> np.ndarray:
-    """Row indices of the ``k`` rows most cosine-similar to row ``query`` of unit ``vectors (n, D)``."""
-    sims = vectors @ vectors[query]  # (n,)
+    """Row indices of the ``k`` rows most cosine-similar to row ``query`` of unit ``vectors (n, D)``.
+
+    Similarities are compared in float64, so near-ties rank the same on every CPU; ties go to the lower row.
+    """
+    v = np.asarray(vectors, dtype=np.float64)
+    sims = v @ v[query]  # (n,)
     if exclude_self:
-        sims = sims.copy()
         sims[query] = -np.inf
     return np.argsort(-sims, kind="stable")[:k]
 

@@ -287,16 +287,18 @@ def semantic_ids(config: RunConfig, progress: bool = False) -> np.ndarray:
     fits a residual quantiser with ``config.sid_levels`` x ``config.sid_codes`` (:mod:`cobra.sid`).
     """
     from cobra.sid import SemanticIDs, SIDConfig, fit_semantic_ids
+    from cobra.text import embed_items
 
     sid_config = SIDConfig(levels=config.sid_levels, codes=config.sid_codes, method=config.sid_method)
-    path = data_home() / "sid" / (f"{config.dataset}__{config.encoder}__{config.sid_method}"
-                                  f"__L{config.sid_levels}K{config.sid_codes}.npz")
+    vectors = embed_items(config.dataset, config.encoder, progress=progress).vectors
+    # The name holds the vectors' fingerprint and the quantiser's revision ("f64": float64 decisions), so
+    # codes fitted on other vectors, or by an older quantiser, are never reused.
+    digest = text_fingerprint(vectors).rsplit(":", 1)[1]
+    path = data_home() / "sid" / (f"{config.dataset}__{config.encoder}__{config.sid_method}__L{config.sid_levels}"
+                                  f"K{config.sid_codes}__{digest}__f64.npz")
     if path.is_file():
         with contextlib.suppress(Exception):
             return SemanticIDs.load(path).codes
-    from cobra.text import embed_items
-
-    vectors = embed_items(config.dataset, config.encoder, progress=progress).vectors
     sids = fit_semantic_ids(vectors, sid_config)
     sids.save(path)  # atomic
     return sids.codes
