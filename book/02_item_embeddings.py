@@ -20,6 +20,8 @@
 # and check that a film's nearest neighbours make sense. These vectors are the
 # raw material of the semantic IDs in chapter 03.
 #
+# **Run time.** About 30 s on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
+#
 # The code lives in `cobra.text`: `item_texts` (film → text), `get_encoder`
 # (the encoder registry), `embed_items` (embed a whole catalogue, cached on disk)
 # and `nearest` (cosine nearest neighbours).
@@ -32,7 +34,7 @@ import numpy as np
 import pandas as pd
 from tqdm import TqdmWarning
 
-from cobra.book import setup
+from cobra.book import glue, setup
 from cobra.movielens import load_movielens
 from cobra.text import ENCODERS, display_title, embed_items, get_encoder, item_text, item_texts, nearest
 
@@ -111,6 +113,7 @@ for name in ENCODERS:
 emb = embed_items(profile.dataset, profile.encoder, progress=False)
 vectors = emb.vectors  # (N, D) float32
 norms = np.linalg.norm(vectors, axis=1)
+glue("dim", vectors.shape[1])
 print(f"encoder {emb.encoder}: vectors {vectors.shape} {vectors.dtype}; "
       f"row norms in [{norms.min():.4f}, {norms.max():.4f}]")
 
@@ -134,11 +137,11 @@ plt.show()
 # %% [markdown]
 # ## A map of the catalogue
 #
-# To look at 384-dimensional vectors we project them to two dimensions with UMAP
-# {cite}`mcinnes2018umap`, which tries to keep each point's nearest neighbours
-# near it on the map. Distances between far-apart groups on a UMAP map mean
-# little; the local neighbourhoods are what it preserves. With a fixed
-# `random_state` (and therefore a single thread, `n_jobs=1`) the map is the
+# To look at {glue:text}`dim:d`-dimensional vectors we project them to two
+# dimensions with UMAP {cite}`mcinnes2018umap`, which tries to keep each point's
+# nearest neighbours near it on the map. Distances between far-apart groups on a
+# UMAP map mean little; the local neighbourhoods are what it preserves. With a
+# fixed `random_state` (and therefore a single thread, `n_jobs=1`) the map is the
 # same on every run.
 
 # %%
@@ -248,16 +251,18 @@ neighbour_table(vectors)
 
 # %%
 tfidf = embed_items(profile.dataset, "tfidf", progress=False).vectors  # (N, 256) float32
+glue("tfidf_dim", tfidf.shape[1])
+glue("pulp_jason_cos", tfidf[titles.index("Pulp Fiction")] @ tfidf[titles.index("Jason's Lyric")])
 neighbour_table(tfidf)
 
 # %% [markdown]
-# TF-IDF matches words: Star Wars gets every *Star Trek*, Toy Story gets films
+# TF-IDF matches words: Star Wars gets *Star Trek* films, Toy Story gets films
 # whose titles contain *Story*, whatever their genre. And it forgets: the SVD
-# keeps 256 directions of a much larger vocabulary, rare title words fall out,
-# and Pulp Fiction becomes indistinguishable from Jason's Lyric (cosine 1.00),
-# another 1994 crime drama. How much do the two
-# encoders agree overall? For every film, the share of its 10 nearest
-# neighbours that both encoders find:
+# keeps {glue:text}`tfidf_dim:d` directions of a much larger vocabulary, rare
+# title words fall out, and Pulp Fiction becomes indistinguishable from Jason's
+# Lyric (cosine {glue:text}`pulp_jason_cos:.2f`), another 1994 crime drama. How
+# much do the two encoders agree overall? For every film, the share of its 10
+# nearest neighbours that both encoders find:
 
 # %%
 k = 10

@@ -21,6 +21,8 @@
 # equally busy, and TIGER's uniqueness code {cite}`rajput2023tiger` that makes
 # every ID name exactly one film. Then we look at the IDs real films get.
 #
+# **Run time.** About 20 s on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
+#
 # The code lives in `cobra.sid`: `kmeans`, `balanced_kmeans`,
 # `seed_heuristic_kmeans` (the registry `METHODS`), `ResidualQuantizer`,
 # `add_uniqueness` and the one-call `fit_semantic_ids(vectors, SIDConfig(...))`.
@@ -34,7 +36,7 @@ import pandas as pd
 import torch
 from tqdm import TqdmWarning
 
-from cobra.book import setup
+from cobra.book import glue, setup
 from cobra.movielens import load_movielens
 from cobra.sid import (
     METHODS,
@@ -70,6 +72,8 @@ x = torch.nn.functional.normalize(torch.from_numpy(vectors), dim=1)  # (N, D)
 N, D = x.shape
 reducer = umap.UMAP(n_neighbors=15, min_dist=0.1, metric="cosine", random_state=profile.seed, n_jobs=1)
 xy = reducer.fit_transform(vectors)  # (N, 2), the map of chapter 02
+glue("n_films", N)
+glue("dim", D)
 print(f"N = {N} films, D = {D} dims")
 
 # %% [markdown]
@@ -90,27 +94,36 @@ print(f"N = {N} films, D = {D} dims")
 # centroids are spread out. We take the package's `kmeans_plus_plus` for the
 # start and write Lloyd's loop ourselves. The squared distance is expanded as
 # $\lVert x\rVert^2 - 2\,x\cdot c + \lVert c\rVert^2$, one matrix product for all
-# pairs:
+# pairs.
+#
+# The distances are computed in float64, though the vectors and centroids are
+# stored in float32. Different CPUs (AVX2, AVX-512, ARM) add up a float32 dot
+# product in different orders, so two nearly equal distances can compare one way
+# on one machine and the other way on the next; one point that changes cluster
+# changes every later iteration. In float64 the rounding is far below any gap
+# between two distances, so every reader gets the same clusters.
 
 # %%
 def lloyd(x: torch.Tensor, k: int, generator: torch.Generator, iters: int = 50, rel_tol: float = 1e-4):
-    """k-means on x (N, D): k-means++ start, then assign / update until the inertia stops improving."""
-    centroids = kmeans_plus_plus(x, k, generator)  # (K, D)
+    """k-means on x (N, D) float32: k-means++ start, then assign / update until the inertia stops improving."""
+    x64 = x.double()  # decisions in float64
+    centroids = kmeans_plus_plus(x, k, generator).double()  # (K, D)
 
     def assign(c: torch.Tensor) -> tuple[torch.Tensor, float]:
-        dist = (x * x).sum(1, keepdim=True) - 2 * x @ c.T + (c * c).sum(1)  # (N, K) squared distances
+        dist = (x64 * x64).sum(1, keepdim=True) - 2 * x64 @ c.T + (c * c).sum(1)  # (N, K) squared distances
         best, labels = dist.min(1)  # (N,), (N,)
         return labels, float(best.sum())
 
     labels, inertia = assign(centroids)
     for _ in range(iters):
-        centroids = torch.stack([x[labels == j].mean(0) for j in range(k)])  # (K, D) update
+        means = torch.stack([x64[labels == j].mean(0) for j in range(k)])  # (K, D) update
+        centroids = means.float().double()  # as float32 will store them
         new, new_inertia = assign(centroids)  # assign
         done = torch.equal(new, labels) or inertia - new_inertia <= rel_tol * new_inertia
         labels, inertia = new, new_inertia
         if done:
             break
-    return centroids, labels, inertia
+    return centroids.float(), labels, inertia
 
 
 gen = torch.Generator().manual_seed(0)
@@ -143,9 +156,9 @@ plt.show()
 
 # %% [markdown]
 # Most clusters are one patch of the map. Some are scattered: k-means works in
-# 384 dimensions and the map only approximates them, so points that are close
-# in the full space can land apart on the map. What does a cluster hold? The
-# clusters of a few well-known films, with the genres most of their members
+# {glue:text}`dim:d` dimensions and the map only approximates them, so points that
+# are close in the full space can land apart on the map. What does a cluster hold?
+# The clusters of a few well-known films, with the genres most of their members
 # have:
 
 # %%
@@ -204,8 +217,9 @@ plt.show()
 # Level 1 takes the largest bite, because the first centroids also capture what
 # all films share (chapter 02: the vectors lie in a narrow cone). The later
 # levels remove less each. With three levels of 32 codes, $32^3 = 32{,}768$
-# tuples are possible for 1,682 films, but the reconstruction is still coarse:
-# three centroids out of 96 cannot pin down a 384-dimensional vector. That is
+# tuples are possible for {glue:text}`n_films:,d` films, but the reconstruction
+# is still coarse: three centroids out of 96 cannot pin down a
+# {glue:text}`dim:d`-dimensional vector. That is
 # not the point; the point is a short name whose prefixes group similar films.
 #
 # ## Rich get richer
@@ -215,23 +229,29 @@ plt.show()
 # %%
 fig, ax = plt.subplots()
 ax.bar(range(K), np.sort(sizes1)[::-1], color="C0")
+big = np.sort(sizes1[sizes1 > 2 * N / K])  # clusters at least twice the equal share
+glue("n_big", len(big))
+glue("big_min", big.min())
+glue("big_max", big.max())
+glue("smallest", sizes1.min())
 ax.axhline(N / K, color="C3", ls="--", label=f"equal share N/K = {N / K:.1f}")
 ax.set(xlabel="level-1 code (sorted by size)", ylabel="films", title="Plain k-means: cluster sizes at level 1")
 ax.legend()
 plt.show()
 
 # %% [markdown]
-# Plain k-means puts centroids where they lower the squared distances most.
-# The dense crowd of films listed simply as "Drama" or "Comedy" ends up in
-# three clusters of 127 to 139 films each, while the smallest clusters gather a
-# handful of films around a title word (jungle films, films with *cat* in the
-# title, two films in one cluster). The source article calls it the Matthew
-# effect, "rich get richer" {cite}`sid2vid2026blog`.
-# It hurts twice: a code shared by many films says little about any of them
-# (the code distribution has low entropy), and all those films must then be
-# told apart by the later levels, so full-tuple collisions pile up in the big
-# clusters. OneRec {cite}`deng2025onerec` therefore uses **balanced** k-means:
-# every cluster gets (about) the same number of items.
+# Plain k-means puts centroids where they lower the squared distances most. The
+# dense crowd of films listed simply as "Drama" or "Comedy" ends up in
+# {glue:text}`n_big:d` clusters of {glue:text}`big_min:d` to
+# {glue:text}`big_max:d` films each (more than twice the equal share), while the
+# smallest clusters gather a handful of films around a title word (jungle films,
+# films with *cat* in the title, {glue:text}`smallest:d` films in one cluster).
+# The source article calls it the Matthew effect, "rich get richer"
+# {cite}`sid2vid2026blog`. It hurts twice: a code shared by many films says little
+# about any of them (the code distribution has low entropy), and all those films
+# must then be told apart by the later levels, so full-tuple collisions pile up in
+# the big clusters. OneRec {cite}`deng2025onerec` therefore uses **balanced**
+# k-means: every cluster gets (about) the same number of items.
 #
 # ## Balanced k-means
 #
@@ -243,6 +263,8 @@ plt.show()
 
 # %%
 lo, hi = size_bounds(N, K, tolerance=0.1)
+glue("lo", lo)
+glue("hi", hi)
 print(f"N = {N}, K = {K}: every cluster must hold between {lo} and {hi} films (N/K = {N / K:.1f})")
 
 # %% [markdown]
@@ -272,8 +294,9 @@ print("balanced: ", capacitated_assign(costs, lo=2, hi=2).tolist())
 # Here is the difference on a 2-D toy set where it is easy to see: a dense blob
 # of 400 points and a diffuse cloud of 100, split into 5 clusters. Plain k-means
 # spends centroids where they lower the squared distances most, in the spread-out
-# cloud, and leaves big clusters in the dense blob. Balanced k-means (here with
-# tolerance 0, so exactly 100 points each) gives the dense blob four clusters.
+# cloud, and leaves {glue:text}`toy_kmeans_blob_clusters:d` big clusters in the
+# dense blob. Balanced k-means (here with tolerance 0, so exactly 100 points
+# each) gives the dense blob {glue:text}`toy_balanced_blob_clusters:d` clusters.
 
 # %%
 rng = np.random.default_rng(0)
@@ -283,6 +306,8 @@ fig, axes = plt.subplots(1, 2, figsize=(8, 3.4), sharey=True)
 for ax, method in zip(axes, ["kmeans", "balanced"], strict=True):
     res = METHODS[method](toy_t, 5, seed=0, tolerance=0.0)
     sizes = np.bincount(res.labels.numpy(), minlength=5)
+    in_blob = np.bincount(res.labels.numpy()[:400], minlength=5)  # the first 400 points are the blob
+    glue(f"toy_{method}_blob_clusters", int((in_blob > sizes - in_blob).sum()))  # clusters mostly of blob points
     ax.scatter(toy[:, 0], toy[:, 1], s=5, c=np.array(plt.get_cmap("tab10").colors)[res.labels.numpy()])
     ax.scatter(*res.centroids.numpy().T, marker="x", s=60, c="black")
     ax.set(title=f"{method}: sizes {sorted(sizes.tolist(), reverse=True)}", aspect="equal")
@@ -330,14 +355,19 @@ plt.show()
 
 # %%
 sids = {m: fit_semantic_ids(vectors, SIDConfig(levels=L, codes=K, method=m, seed=0)) for m in METHODS}
+sh_sizes = np.stack([np.bincount(sids["seed-heuristic"].codes[:, lv], minlength=K) for lv in range(L)])  # (L, K)
+glue("seed_heuristic_min", sh_sizes.min())
 pd.DataFrame([{"method": m, **{f"level {lv + 1} sizes": f"{np.bincount(s.codes[:, lv], minlength=K).min()}"
                                                        f"..{np.bincount(s.codes[:, lv], minlength=K).max()}"
                                for lv in range(L)}}
               for m, s in sids.items()]).set_index("method")
 
 # %% [markdown]
-# Both balancing methods keep every level within the bounds; plain k-means
-# does not, at any level. Chapter 04 compares the three in detail.
+# `balanced` keeps every level within the bounds, {glue:text}`lo:d` to
+# {glue:text}`hi:d` films. `seed-heuristic` comes close but not all the way: its
+# smallest cluster holds {glue:text}`seed_heuristic_min:d` films. Plain k-means
+# is far outside the bounds at every level. Chapter 04 compares the three in
+# detail.
 #
 # ## The uniqueness code
 #
@@ -353,6 +383,7 @@ tuples = balanced.codes[:, :L]  # (N, L) before the uniqueness code
 _, group_of, group_size = np.unique(tuples, axis=0, return_inverse=True, return_counts=True)
 group_of = group_of.reshape(-1)
 colliding = group_size[group_of] > 1
+glue("largest_group", group_size.max())
 print(f"{len(group_size)} distinct tuples for {N} films; {colliding.sum()} films ({colliding.mean():.1%}) share "
       f"their tuple with another film; the largest group has {group_size.max()} films")
 assert np.array_equal(add_uniqueness(tuples), balanced.codes)
@@ -376,8 +407,9 @@ pd.concat([show_group(g) for g in largest[1:]], ignore_index=True)
 # %% [markdown]
 # The colliding films are franchises: the same genres and a title word in
 # common, which is nearly all their texts say (the year differs, but weighs
-# little in the encoder's vector). Three levels of 32 codes cannot tell five
-# Amityville films apart; the uniqueness code does, in item order. It is the
+# little in the encoder's vector). Three levels of 32 codes cannot tell
+# {glue:text}`largest_group:d` Amityville films apart; the uniqueness code does,
+# in item order. It is the
 # only code without meaning, and it is needed only where the tuples run out.
 #
 # ## What real films' semantic IDs look like
@@ -391,16 +423,26 @@ films = ["Star Wars", "The Empire Strikes Back", "Return of the Jedi", "Aliens",
          "The Godfather", "The Godfather: Part II", "Pulp Fiction", "Scream", "Scream 2"]
 rows = [titles.index(f) for f in films]
 columns = [f"c{lv + 1}" for lv in range(L)] + ["u"]
+sid_of = dict(zip(films, balanced.codes[rows], strict=True))
+glue("star_wars_c1", sid_of["Star Wars"][0])
+glue("star_wars_c2", sid_of["Star Wars"][1])
+glue("terminator_c1", sid_of["The Terminator"][0])
+glue("toy_story_c1", sid_of["Toy Story"][0])
+glue("aladdin_c2", sid_of["Aladdin"][1])
+glue("godfather_c1", sid_of["The Godfather"][0])
 pd.DataFrame(balanced.codes[rows], index=films, columns=columns).assign(genres=genres[rows])
 
 # %% [markdown]
 # Films that are alike share a prefix. The Star Wars trilogy and Aliens share
-# `(18, 9)`; the Terminators share `18`; the four animated films share `28`,
-# and Aladdin and The Lion King share `(28, 10)`; the two Godfathers share
-# `16`. Only a shared *prefix* means something: the same `c2` under different
-# `c1`s names two unrelated centroids. And a hard partition always cuts some
-# close pairs: Scream and Scream 2, each other's nearest neighbour in chapter
-# 02, fall on two sides of a level-1 boundary (plain k-means splits them too).
+# ({glue:text}`star_wars_c1`, {glue:text}`star_wars_c2`); the Terminators share
+# {glue:text}`terminator_c1`; the four animated films share
+# {glue:text}`toy_story_c1`, and Aladdin and The Lion King share
+# ({glue:text}`toy_story_c1`, {glue:text}`aladdin_c2`); the two Godfathers share
+# {glue:text}`godfather_c1`. Only a shared *prefix* means something: the same `c2`
+# under different `c1`s names two unrelated centroids. And a hard partition always
+# cuts some close pairs: Scream and Scream 2, each other's nearest neighbour in
+# chapter 02, fall on two sides of a level-1 boundary (plain k-means splits them
+# too).
 #
 # Seen from one film, a prefix names a *neighbourhood*: all films whose SID
 # starts with Star Wars' first code, and those that share its first two codes:
@@ -469,7 +511,7 @@ print(f"balanced: nearest-centroid encoding differs from the fitted code for {mo
 # 1. Run `lloyd` from five different seeds. How much does the final inertia
 #    vary, and how different are the level-1 partitions?
 # 2. Fit `kmeans` with `SIDConfig(normalize=False)` on vectors scaled by random
-#    factors in [0.5, 2]. What do the first-level clusters capture now?
+#    factors in $[0.5, 2]$. What do the first-level clusters capture now?
 # 3. With the balanced method and `tolerance=0.0`, every cluster holds
 #    `floor(N/K)` or `ceil(N/K)` films. How many films does balancing move away
 #    from their nearest centroid at level 1, compared with `tolerance=0.1`?

@@ -20,6 +20,8 @@
 # evenly they use the codebook, and how often films collide, and we see how the
 # codebook size `K` trades collisions against reconstruction.
 #
+# **Run time.** About 10 s on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
+#
 # The metrics live in `cobra.sid_metrics` (`sid_report`, `normalized_entropy`,
 # `collision_rates`, `level_stats`); the benchmark that runs them at
 # MovieLens-20M scale is `cobra.sid_bench`.
@@ -29,7 +31,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from cobra.book import setup
+from cobra.book import glue, setup
 from cobra.sid import METHODS, SIDConfig, fit_semantic_ids, size_bounds
 from cobra.sid_bench import synthetic_embeddings
 from cobra.sid_metrics import collision_rates, normalized_entropy, sid_report
@@ -39,6 +41,7 @@ profile = setup()
 L, K = profile.sid_levels, profile.sid_codes
 vectors = embed_items(profile.dataset, profile.encoder, progress=False).vectors  # (N, D) float32
 N, D = vectors.shape
+glue("n_films", N)
 print(f"profile {profile.name}: {N} films x {D} dims, L = {L}, K = {K}")
 
 # %% [markdown]
@@ -81,8 +84,9 @@ print("collision rates of the tuples (0,0), (0,1), (0,1), (1,2) by depth:",
 # We fit all three methods with the `cpu` profile's `L = 3` levels of
 # `K = 32` codes, and also with `K = 128` (the size the source article and the
 # `4090d` profile use) and a few sizes in between for the sweep at the end of
-# the chapter. Every fit takes a few seconds on the 1,682 films. The seed is
-# fixed, and the balanced methods use the default 10% size tolerance.
+# the chapter. Every fit takes a few seconds on the {glue:text}`n_films:,d`
+# films. The seed is fixed, and the balanced methods use the default 10% size
+# tolerance.
 
 # %%
 SIZES = [8, 16, 32, 64, 128]
@@ -111,6 +115,16 @@ def summary_row(r: dict) -> dict:
 
 
 table = pd.DataFrame([summary_row(reports[m, k]) for k in (K, 128) for m in ORDER])
+km_l3, km_l3_128 = reports["kmeans", K]["per_level"][-1], reports["kmeans", 128]["per_level"][-1]
+glue("km_l3_min_size", km_l3["min_size"])
+glue("km_l3_max_size", km_l3["max_size"])
+glue("km_l3_max_size_k128", km_l3_128["max_size"])
+glue("km_l3_entropy_k128", km_l3_128["entropy"])
+glue("balanced_entropy_min", min(lv["entropy"] for m in ("seed-heuristic", "balanced") for k in (K, 128)
+                                 for lv in reports[m, k]["per_level"]))
+glue("util_min", min(lv["utilization"] for m in ORDER for lv in reports[m, K]["per_level"]))
+glue("collide_d2_min", min(reports[m, K]["collision_rate"][1] for m in ORDER))
+glue("collide_d2_max", max(reports[m, K]["collision_rate"][1] for m in ORDER))
 table.set_index(["K", "method"]).round(4)
 
 # %% [markdown]
@@ -118,27 +132,31 @@ table.set_index(["K", "method"]).round(4)
 #
 # - Plain **k-means** uses its codes unevenly at every level, and worse at the
 #   deeper levels: its level-3 entropy is the lowest in the table, and its
-#   level-3 clusters range from one film to several hundred.
-# - Both balancing methods push every level's entropy to about 0.99 and keep
-#   all codes in use; all their cluster sizes lie within the tolerance.
+#   level-3 clusters range from {glue:text}`km_l3_min_size:,d` to
+#   {glue:text}`km_l3_max_size:,d` films.
+# - Both balancing methods push every level's entropy to
+#   {glue:text}`balanced_entropy_min:.4f` or more and keep all codes in use; all
+#   their cluster sizes lie within the tolerance.
 # - Balancing moves some films out of their nearest cluster, which should cost
 #   reconstruction, yet on these vectors `balanced` reconstructs slightly
 #   *better* after three levels than plain k-means (squared error and cosine
 #   loss at level 3). Plain k-means spends its deep codes on a few outlying
 #   residuals and lumps the crowd together; even codes describe the crowd
 #   better.
-# - With 1,682 films and 32 codes, every level-1 and almost every level-2 prefix
-#   is shared (depths 1 and 2 collide for nearly all films, as they must:
-#   $32^2 = 1{,}024 < 1{,}682$). The full tuple is where methods differ.
+# - With {glue:text}`n_films:,d` films and 32 codes, every level-1 prefix is
+#   shared, and with only $32^2 = 1{,}024$ possible level-2 prefixes,
+#   {glue:text}`collide_d2_min:.0%` to {glue:text}`collide_d2_max:.0%` of the
+#   films still collide at depth 2. The full tuple is where methods differ.
 #
 # The source article reports the same direction on MovieLens-20M with
 # `K = 128`: level-3 entropy from about 0.8 to about 0.99 and prefix collisions
 # from about 10% to about 6% {cite}`sid2vid2026blog`. On our small catalogue the
-# effect is larger, because 1,682 films in 128 codes leave plain k-means free to
-# make a few giant clusters and many near-empty ones. The same measures, level
-# by level, as bars (utilisation is 1 everywhere: no method leaves a code
-# unused on these vectors, so the differences are in *how evenly* codes are
-# used, which is what the entropy sees):
+# effect is larger, because {glue:text}`n_films:,d` films in 128 codes leave
+# plain k-means free to make a few giant clusters and many near-empty ones. The
+# same measures, level by level, as bars (utilisation is
+# {glue:text}`util_min:.2f` everywhere: no method leaves a code unused on these
+# vectors, so the differences are in *how evenly* codes are used, which is what
+# the entropy sees):
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(10, 3.6))
@@ -183,10 +201,10 @@ plt.show()
 # %% [markdown]
 # Balanced codes pile up in one narrow bar next to `N/K`. Plain k-means spreads
 # from tiny clusters to giant ones, and the tail grows with depth: at level 3
-# one code is shared by hundreds of films. Why deeper? After one or two levels
-# most residuals are small and alike, with a few large ones; k-means spends
-# many centroids on the outliers and lumps the crowd of small residuals
-# together. The sorted sizes on a log scale tell the same story (the
+# one code is shared by {glue:text}`km_l3_max_size:,d` films. Why deeper? After
+# one or two levels most residuals are small and alike, with a few large ones;
+# k-means spends many centroids on the outliers and lumps the crowd of small
+# residuals together. The sorted sizes on a log scale tell the same story (the
 # `seed-heuristic` curves lie on top of the balanced ones):
 
 # %%
@@ -228,25 +246,34 @@ plt.tight_layout()
 plt.show()
 
 # %%
-pd.DataFrame({m: [reports[m, k]["collision_rate"][-1] for k in SIZES] for m in ORDER},
-             index=pd.Index(SIZES, name="K")).round(4)
+full_collisions = pd.DataFrame({m: [reports[m, k]["collision_rate"][-1] for k in SIZES] for m in ORDER},
+                               index=pd.Index(SIZES, name="K"))
+glue("km_collide_k64", full_collisions.loc[64, "kmeans"])
+glue("km_collide_k128", full_collisions.loc[128, "kmeans"])
+glue("balanced_collide_k32", full_collisions.loc[K, "balanced"])
+glue("balanced_collide_k128", full_collisions.loc[128, "balanced"])
+glue("films_per_code", N / K)
+full_collisions.round(4)
 
 # %% [markdown]
 # For the balanced methods the full-tuple collision rate falls steeply with `K`.
-# Plain k-means stalls: from `K = 64` on, about 30% of films still collide,
-# because its deep levels put most films into a few giant codes (its level-3
-# entropy at `K = 128` is 0.40), so the extra codes buy nothing. This is the
-# rich-get-richer effect in the number that matters to a generative
-# recommender. Collisions never quite reach zero even for the balanced IDs
-# with $128^3$ possible tuples for 1,682 films: franchises with near-identical
-# texts (chapter 03) stay together whatever `K` is, and only a richer text would
-# separate them. Reconstruction improves steadily with `K`, and the three
-# methods stay close.
+# Plain k-means stalls: {glue:text}`km_collide_k64:.0%` of films still collide
+# at `K = 64` and {glue:text}`km_collide_k128:.0%` at `K = 128`, because its deep
+# levels put most films into a few giant codes (its level-3 entropy at
+# `K = 128` is {glue:text}`km_l3_entropy_k128:.2f`), so the extra codes buy
+# nothing. This is the rich-get-richer effect in the number that matters to a
+# generative recommender. Collisions never quite reach zero even for the
+# balanced IDs ({glue:text}`balanced_collide_k128:.1%` of films at `K = 128`,
+# with $128^3$ possible tuples for {glue:text}`n_films:,d` films): franchises
+# with near-identical texts (chapter 03) stay together whatever `K` is, and
+# only a richer text would separate them. Reconstruction improves steadily with
+# `K`, and the three methods stay close.
 #
-# The `cpu` profile's `K = 32` is a compromise for a catalogue of 1,682 films:
-# about 52 films per code at level 1, and roughly one film in ten that needs a
-# uniqueness code. For MovieLens-20M (about 27,000 films) the `4090d` profile
-# uses `K = 128`, as the source article does.
+# The `cpu` profile's `K = 32` is a compromise for a catalogue of
+# {glue:text}`n_films:,d` films: about {glue:text}`films_per_code:.0f` films per
+# code at level 1, and {glue:text}`balanced_collide_k32:.0%` of the films (with
+# `balanced`) needing a uniqueness code. For MovieLens-20M (about 27,000 films)
+# the `4090d` profile uses `K = 128`, as the source article does.
 #
 # ## At MovieLens-20M scale: the benchmark
 #
@@ -262,7 +289,7 @@ pd.DataFrame({m: [reports[m, k]["collision_rate"][-1] for k in SIZES] for m in O
 # (as a reference) with 3 levels of 128 codes on the ML-100K vectors and on a
 # synthetic catalogue of 27,000 × 1,024 vectors, and reports for each the fit
 # time and everything in `sid_report`, plus whether `balanced` meets its
-# targets: every level's normalised entropy at least 0.99, sizes within the
+# targets: every level's normalised entropy at least $0.99$, sizes within the
 # tolerance, reconstruction MSE within 10% of plain k-means, full-tuple
 # collisions no higher than `seed-heuristic`'s, and the speed-up over
 # `seed-heuristic`.
@@ -303,10 +330,13 @@ pd.DataFrame([summary_row(r) for r in syn.values()]).set_index("method").round(4
 #   loss, utilisation, normalised entropy, cluster sizes) and per prefix depth
 #   (collision rate), plus the size the uniqueness code needs.
 # - Plain k-means uses its codes unevenly, more so at deeper levels: a few
-#   codes take hundreds of films (rich get richer).
+#   codes take hundreds of films (rich get richer; the largest level-3 code
+#   holds {glue:text}`km_l3_max_size:,d` films at `K = 32`,
+#   {glue:text}`km_l3_max_size_k128:,d` at `K = 128`).
 # - Balanced k-means (and the article's heuristic) bring every level's entropy
-#   to about 0.99 and lower the full-tuple collision rate, for a small loss in
-#   reconstruction.
+#   to {glue:text}`balanced_entropy_min:.4f` or more and lower the full-tuple
+#   collision rate, at about the same reconstruction (`balanced` is even
+#   slightly better than plain k-means on these vectors).
 # - Larger codebooks cut collisions steeply; near-identical texts collide at
 #   any size.
 # - `python -m cobra bench sid --json` repeats the comparison on a
@@ -317,7 +347,7 @@ pd.DataFrame([summary_row(r) for r in syn.values()]).set_index("method").round(4
 # 1. Add a fourth level (`L = 4`) at `K = 32`. How much does the full-tuple
 #    collision rate drop, and does the level-4 entropy of plain k-means get
 #    worse still?
-# 2. Vary the balanced method's `tolerance` (0, 0.05, 0.1, 0.3, 0.5). Plot the
+# 2. Vary the balanced method's `tolerance` (`0, 0.05, 0.1, 0.3, 0.5`). Plot the
 #    level-3 entropy and MSE against it. Where does balancing stop paying?
 # 3. The collision rate counts films; count *tuples* instead (the share of
 #    distinct tuples used by more than one film). Which measure does the

@@ -24,6 +24,8 @@
 # vector by hand, define the six ways to fuse it with a classic ID embedding,
 # and compare them on MovieLens-100K.
 #
+# **Run time.** About 1.5 min on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
+#
 # This follows the source article {cite}`sid2vid2026blog`, where the PrefixN
 # vector fused with the item-ID table (`prefixN-indEmb`) worked best. The code
 # lives in `cobra.embeddings`: `tuple_hash`, `PrefixNEmbedding`, the registry
@@ -32,6 +34,7 @@
 # %%
 import tempfile
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -41,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import TqdmWarning
 
-from cobra.book import setup
+from cobra.book import glue, load_result, setup
 from cobra.embeddings import FUSIONS, PrefixNEmbedding, build_item_embedding, tuple_hash
 from cobra.movielens import load_movielens
 from cobra.presets import get_preset
@@ -70,6 +73,7 @@ titles = [display_title(t, y) for t, y in zip(ml.items["title"], ml.items["year"
 codes = semantic_ids(preset)  # (N, L + 1) int64, row i - 1 = item i
 N, depth = codes.shape
 print(f"codes {codes.shape}: {N} films, {depth} columns (3 levels + uniqueness)")
+glue("n_films", N)
 films = [50, 172, 181, 228, 176, 271, 174]
 pd.DataFrame(codes[np.array(films) - 1], index=[titles[i - 1] for i in films],
              columns=["c1", "c2", "c3", "u"])
@@ -98,19 +102,25 @@ for length in range(1, depth + 1):
     rows.append({"prefix length": length, "distinct prefixes": len(sizes), "films per prefix (mean)":
                  round(float(sizes.mean()), 2), "largest": int(sizes.max()),
                  "films alone in their prefix": int((sizes == 1).sum())})
+    if length <= 2:  # for a film, the mean number of *other* films under its prefix: sum(size^2) / N - 1
+        glue(f"others_l{length}", float((sizes**2).sum() / N - 1))
+glue("films_per_l1", N / rows[0]["distinct prefixes"])
+glue("alone_l3", rows[2]["films alone in their prefix"])
 pd.DataFrame(rows).set_index("prefix length")
 
 # %% [markdown]
-# Every film shares its level-1 row with about 50 others and its level-2 row
-# with two on average; the level-3 row is almost private, and the last one
-# (with the uniqueness code) is fully private. So the four rows run from
-# "what kind of film" to "which film".
+# On average a film shares its level-1 row with {glue:text}`others_l1:.0f`
+# others and its level-2 row with {glue:text}`others_l2:.1f`; the level-3 row is
+# almost private (to {glue:text}`alone_l3:,d` of the {glue:text}`n_films:,d`
+# films), and the last one (with the uniqueness code) is fully private. So the
+# four rows run from "what kind of film" to "which film".
 #
 # Here is one corner of the tree: the level-1 group of *Star Wars*. Each box is
 # a prefix, with the number of catalogue films under it and the row it hashes
-# to (the next section explains the hash). The six films under $(18, 9)$ all add
-# the same two rows; *Return of the Jedi* and *Star Trek II* even share three
-# and differ only in the uniqueness code.
+# to (the next section explains the hash). The {glue:text}`n_films_sw2:d` films
+# under {glue:text}`sw_prefix2` all add the same two rows; *Return of the Jedi*
+# and *Star Trek II* even share {glue:text}`jedi_khan_shared:d` and differ only
+# in the uniqueness code.
 
 # %%
 emb = PrefixNEmbedding(codes, dim=64, table_size=preset.model.sid_table_size)
@@ -119,6 +129,10 @@ keys = {tuple(codes[i - 1, :length]) for i in films for length in range(1, depth
 count = {k: int(np.all(codes[:, :len(k)] == np.array(k), axis=1).sum()) for k in keys}
 row_of = {tuple(codes[i - 1, :length]): int(film_rows[i, length - 1]) for i in films
           for length in range(1, depth + 1)}
+sw_prefix2 = tuple(int(c) for c in codes[films[0] - 1, :2])  # Star Wars' level-2 prefix
+glue("sw_prefix2", str(sw_prefix2))
+glue("n_films_sw2", count[sw_prefix2])
+glue("jedi_khan_shared", int(np.cumprod(codes[181 - 1] == codes[228 - 1]).sum()))  # leading codes in common
 
 # leaves (one per film) get y = 0, 1, 2, ...; a prefix sits at the mean y of its films
 y_of = {k: float(np.mean([j for j, i in enumerate(films) if tuple(codes[i - 1, :len(k)]) == k])) for k in keys}
@@ -199,6 +213,12 @@ for size in sizes:
 per_length = pd.DataFrame(emb.collisions(), index=pd.Index(range(1, depth + 1), name="prefix length"))
 per_length["collided %"] = (100 * per_length["collided_keys"] / per_length["keys"]).round(1)
 print(f"{num_keys} distinct prefixes in all; the preset's table has S = {S} rows:")
+glue("collided_preset", measured[sizes.index(S)])
+glue("keys_ratio_preset", S / num_keys)
+for b in (10, 17, 18):
+    glue(f"collided_2e{b}", measured[sizes.index(2**b)])
+glue("keys_ratio_2e18", 2**18 / num_keys)
+glue("collided_level1", per_length.loc[1, "collided_keys"] / per_length.loc[1, "keys"])
 per_length
 
 # %%
@@ -214,32 +234,42 @@ ax.legend()
 plt.show()
 
 # %% [markdown]
-# In total the hash behaves like a random one: about one prefix in five
-# collides at the preset's $S = 2^{14}$ (four times the number of keys), and it
-# takes $S \approx 2^{18}$ (64 times the number of keys) to push collisions
-# under 2%. On MovieLens-100K a big table is cheap, but in a catalogue of
-# millions of items it is not, which is why PrefixN is almost always *fused*
-# with another signal that can tell colliding items apart.
+# In total the hash behaves like a random one: {glue:text}`collided_preset:.0%`
+# of the prefixes collide at the preset's $S = 2^{14}$
+# ({glue:text}`keys_ratio_preset:.0f` times the number of keys), and it takes
+# $S = 2^{18}$ ({glue:text}`keys_ratio_2e18:.0f` times the number of keys) to
+# push collisions under 2%: {glue:text}`collided_2e17:.1%` of the prefixes still
+# collide at $2^{17}$, {glue:text}`collided_2e18:.1%` at $2^{18}$. On
+# MovieLens-100K a big table is cheap, but in a catalogue of millions of items
+# it is not, which is why PrefixN is almost always *fused* with another signal
+# that can tell colliding items apart.
 #
-# The table above has one surprise: 72% of the *level-1* prefixes collide, far
-# more than chance. Level-1 prefixes never collide with each other (their keys
-# $(1, c_1)$ differ only in the last element, so they hash to 32 consecutive
-# rows), so something else must sit in those rows:
+# The table above has one surprise: {glue:text}`collided_level1:.0%` of the
+# *level-1* prefixes collide, far more than chance. Level-1 prefixes never
+# collide with each other (their keys $(1, c_1)$ differ only in the last
+# element, so they hash to 32 consecutive rows), so something else must sit in
+# those rows:
 
 # %%
 level1_rows = set(film_rows[1:, 0].tolist())
 intruders = sorted({tuple(codes[i, :length].tolist()) for length in range(2, depth + 1) for i in range(N)
                     if int(film_rows[i + 1, length - 1]) in level1_rows})
+intruder_c1, n_run = Counter(key[0] for key in intruders if len(key) == 2).most_common(1)[0]
+glue("n_intruders", len(intruders))
+glue("n_intruders_run", n_run)
+glue("intruder_c1", intruder_c1)
 print(f"{len(intruders)} longer prefixes share a row with a level-1 prefix:")
 print(intruders)
 
 # %% [markdown]
-# All but one are level-2 prefixes $(16, c_2)$. The hash is linear in its last
-# element, so the prefixes $(16, 0), (16, 1), \dots$ also occupy consecutive
-# rows, and that run happens to overlap the run of level-1 rows. Collisions
-# come in runs: the *number* matches random hashing, but here one run hit the
-# 32 most shared rows of the table, so films under $(16, c_2)$ add a row that
-# about 50 films of another group also use. A non-linear mixing step at the
+# {glue:text}`n_intruders_run:d` of the {glue:text}`n_intruders:d` are level-2
+# prefixes with the same first code, $c_1 =$ {glue:text}`intruder_c1:d`. The hash
+# is linear in its last element, so the prefixes $(c_1, 0), (c_1, 1), \dots$
+# also occupy consecutive rows, and for this $c_1$ that run happens to overlap
+# the run of level-1 rows. Collisions come in runs: the *number* matches random
+# hashing, but here one run hit the 32 most shared rows of the table, so films
+# under these prefixes add a row that about {glue:text}`films_per_l1:.0f` films
+# of another group also use. A non-linear mixing step at the
 # end of the hash (exercise 1) would scatter the runs.
 #
 # ## An item's vector is the sum of its rows
@@ -371,6 +401,14 @@ with tempfile.TemporaryDirectory() as tmp:
                     g = torch.sigmoid(item_emb.fusion.gate(torch.cat([a, s], dim=-1)))
                     semantic_weight[fusion] = float((1 - g).mean())
 table_05 = pd.DataFrame(results).set_index("embedding")
+valid = table_05["valid ndcg@10"]
+gain = valid.drop("ID only") / valid["ID only"] - 1  # relative lead over the ID table, per variant with PrefixN
+glue("gain_min", gain.min())
+glue("gain_max", gain.max())
+glue("n_gain_third", int((gain >= 1 / 3).sum()))
+glue("n_with_prefixn", len(gain))
+glue("test_ndcg_id", table_05.loc["ID only", "test ndcg@10"])
+glue("test_ndcg_mlp", table_05.loc["ID + PrefixN, mlp", "test ndcg@10"])
 table_05.round(4)
 
 # %%
@@ -392,35 +430,56 @@ plt.show()
 # %%
 for name, value in semantic_weight.items():
     print(f"{name:>13}: {value:.4f}")
+for name, value in semantic_weight.items():
+    glue(f"weight_{name}", value)
+
+# the full-budget benchmark discussed below, run once and committed (not re-run here)
+full = load_result("bench_quality")["models"]
+for key, name in [("ids", "hstu-cpu"), ("prefixn", "hstu-sid-cpu")]:
+    for metric in ("ndcg@10", "hr@10"):
+        glue(f"full_{key}_{metric[:-3]}", full[name][f"{metric}_mean"])
+        glue(f"full_{key}_{metric[:-3]}_std", full[name][f"{metric}_std"])
+glue("full_minutes", (full["hstu-cpu"]["seconds"] + full["hstu-sid-cpu"]["seconds"]) / 60)
+full_lead = glue("full_lead", full["hstu-sid-cpu"]["ndcg@10_mean"] / full["hstu-cpu"]["ndcg@10_mean"] - 1)
 
 # %% [markdown]
 # How to read this (6 epochs, one seed):
 #
 # - After six epochs every embedding that contains PrefixN is ahead of the ID
-#   table on validation NDCG@10, most of them by a third or more. A shared row
-#   gets gradient from every film under it, so it becomes useful after fewer
-#   passes over the data; an ID row learns only from its own film. (On the
-#   test split `mlp` merely ties with IDs.)
+#   table on validation NDCG@10, by {glue:text}`gain_min:.0%` to
+#   {glue:text}`gain_max:.0%` ({glue:text}`n_gain_third:d` of the
+#   {glue:text}`n_with_prefixn:d` by a third or more). A shared row gets gradient
+#   from every film under it, so it becomes useful after fewer passes over the
+#   data; an ID row learns only from its own film. (On the test split `mlp`
+#   merely ties with IDs: {glue:text}`test_ndcg_mlp:.4f` against
+#   {glue:text}`test_ndcg_id:.4f`.)
 # - PrefixN *alone* is as good as any fusion here. That is less surprising than
 #   it looks: thanks to the uniqueness code its fourth row is private to each
 #   film (up to hash collisions), so PrefixN already is an ID-like row plus
 #   three shared ones.
 # - The fusion parameters barely moved in six epochs: both gates still give
-#   the PrefixN vector about half the weight, where they started, and $w$ went
-#   from 1 to 0.98. The fusions that add layers have more to learn from the
-#   same data, and `mlp`, the largest, is the slowest to get going.
+#   the PrefixN vector about half the weight ({glue:text}`weight_scalar_gate:.2f`
+#   and {glue:text}`weight_vector_gate:.2f`), where they started, and $w$ went
+#   from 1 to {glue:text}`weight_scalar_weight:.2f`. The fusions that add
+#   layers have more to learn from the same data, and `mlp`, the largest, is
+#   the slowest to get going.
 # - Does the head start survive a full training run? For the preset's `sum`
 #   fusion we ran the full benchmark once while writing this chapter
 #   (`python -m cobra bench quality --models hstu-cpu,hstu-sid-cpu --seeds 3`,
-#   up to 50 epochs with early stopping, seeds 0 to 2; about half an hour on
-#   two cores, so not re-run here). It does: test NDCG@10
-#   $0.0805 \pm 0.0026$ with PrefixN against $0.0682 \pm 0.0041$ with IDs alone
-#   (HR@10 $0.1485 \pm 0.0053$ against $0.1326 \pm 0.0070$), better on every
-#   seed. MovieLens-100K is small enough that sharing rows between similar
-#   films still pays at the end of training; on MovieLens-20M the source
-#   article found that collaborative signal dominates and coarse SID sharing
-#   can add noise {cite}`sid2vid2026blog`. The other fusions were not run at
-#   the full budget; exercise 5 does that.
+#   up to 50 epochs with early stopping, seeds 0 to 2; about
+#   {glue:text}`full_minutes:.0f` minutes of training on two cores, so not
+#   re-run here; the results are committed in `book/results/bench_quality.json`).
+#   It does: test NDCG@10 {glue:text}`full_prefixn_ndcg:.4f` ±
+#   {glue:text}`full_prefixn_ndcg_std:.4f` with PrefixN against
+#   {glue:text}`full_ids_ndcg:.4f` ± {glue:text}`full_ids_ndcg_std:.4f` with IDs
+#   alone (HR@10 {glue:text}`full_prefixn_hr:.4f` ±
+#   {glue:text}`full_prefixn_hr_std:.4f` against {glue:text}`full_ids_hr:.4f` ±
+#   {glue:text}`full_ids_hr_std:.4f`), better on every seed. MovieLens-100K
+#   is small enough that sharing rows between similar films still pays at the
+#   end of training; on MovieLens-20M the source article found that
+#   collaborative signal dominates and coarse SID sharing can add noise
+#   {cite}`sid2vid2026blog`. The other fusions were not run at the full budget;
+#   exercise 5 does that.
 #
 # ## Summary
 #
@@ -428,14 +487,15 @@ for name, value in semantic_weight.items():
 #   row and sums the rows on an item's path, so similar films share rows and
 #   start with similar vectors.
 # - Prefixes are hashed with their length into `table_size` rows by
-#   `tuple_hash`; collisions follow the random-hashing law, about 20% of
-#   prefixes at the preset's $2^{14}$ rows, and `.collisions()` measures them.
+#   `tuple_hash`; collisions follow the random-hashing law,
+#   {glue:text}`collided_preset:.0%` of prefixes at the preset's $2^{14}$ rows,
+#   and `.collisions()` measures them.
 # - The PrefixN vector is usually fused with an item-ID vector: `sum`, `fc`,
 #   `mlp`, `scalar_gate`, `vector_gate` or `scalar_weight`, all in `FUSIONS`.
 # - With a short training budget (6 epochs) every variant with PrefixN beats
 #   IDs alone on validation NDCG@10 on MovieLens-100K, PrefixN alone included;
 #   at the full budget (`python -m cobra bench quality`, 3 seeds) the preset's
-#   `sum` fusion keeps an 18% lead in test NDCG@10.
+#   `sum` fusion keeps a {glue:text}`full_lead:.0%` lead in test NDCG@10.
 #
 # ## Exercises
 #
@@ -444,9 +504,11 @@ for name, value in semantic_weight.items():
 #    (`h ^= h >> 16; h = h * 0x85EBCA6B % 2**32; h ^= h >> 13;
 #    h = h * 0xC2B2AE35 % 2**32; h ^= h >> 16`). A multiplication modulo $p$
 #    alone would not do: it is linear too. Check with the code of this chapter
-#    that the level-1 rows no longer collide in a run. Then train `hstu-sid-cpu` with `model.sid_table_size` $= 2^{18}$ (under
-#    2% collisions) and with $2^{10}$ (over half the prefixes collide): how much
-#    does validation NDCG@10 move?
+#    that the level-1 rows no longer collide in a run. Then train
+#    `hstu-sid-cpu` with `model.sid_table_size` $= 2^{18}$
+#    ({glue:text}`collided_2e18:.1%` of the prefixes collide) and with $2^{10}$
+#    ({glue:text}`collided_2e10:.0%` collide): how much does validation NDCG@10
+#    move?
 # 2. Drop the uniqueness column (`model.sid_levels=3`) so that PrefixN has no
 #    private row per film. Which films become indistinguishable under
 #    "PrefixN only", and what happens to its NDCG@10?

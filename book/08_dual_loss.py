@@ -26,12 +26,15 @@
 # diagnosis: COBRA with in-batch negatives at batch 16, 64 and 256 against
 # catalogue negatives at the same batch sizes, each trained to convergence.
 #
+# **Run time.** About 5 s on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
+#
 # The code lives in `cobra.losses` (`sampled_softmax_loss`, `info_nce_loss`
 # with `negatives="in-batch" | "catalogue" | "cache"`, `VidCache`,
 # `code_ce_loss`) and `cobra.cobra_model.CobraRecommender.training_loss`.
 
 # %%
 import math
+import re
 import warnings
 
 import matplotlib.pyplot as plt
@@ -41,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import TqdmWarning
 
-from cobra.book import load_result, setup
+from cobra.book import glue, load_result, setup
 from cobra.cobra_model import CobraRecommender
 from cobra.data import TrainWindows
 from cobra.interleave import interleave_targets
@@ -61,6 +64,7 @@ config = preset.model.replace(num_items=split.num_items)
 model = CobraRecommender(config, codes, text).eval()  # eval(): no dropout, so the numbers below repeat
 print(f"{split.num_items} items; cobra-cpu: D = {config.dim}, temperature {config.temperature}, "
       f"{config.num_negatives} SID negatives, VID negatives '{config.vid_negatives}', lambda_vid {config.lambda_vid}")
+n_items = glue("n_items", split.num_items)
 
 # %% [markdown]
 # ## One training batch, two losses
@@ -181,7 +185,7 @@ print(f"loss = loss_sid + lambda * loss_vid = {total:.4f}: equal to training_los
 #   own target) nor a second positive: it is dropped; the positive enters
 #   once, as the first column.
 #
-# A toy example in two dimensions, with temperature 0.5 so the numbers stay
+# A toy example in two dimensions, with temperature `tau = 0.5` so the numbers stay
 # readable: four queries whose positives are items `[1, 2, 1, 4]` (item 1
 # twice), and a pool holding those four VIDs plus two SID-space vectors.
 
@@ -194,14 +198,16 @@ pool_vectors = torch.cat([vids[pos], torch.tensor([[0.95, 0.05], [0.2, 0.3]])]) 
 pool_is_sid = torch.tensor([False, False, False, False, True, True])
 role = [["SID (masked)" if pool_is_sid[c] else "duplicate (masked)" if pool_ids[c] == pos[m] else "negative"
          for c in range(len(pool_ids))] for m in range(len(pos))]
+glue("q0_negatives", role[0].count("negative"))
 pd.DataFrame(role, index=[f"query {m} (positive item {int(p)})" for m, p in enumerate(pos)],
              columns=[f"pool {c}: {'SID' if s else 'VID'} of item {int(i)}"
                       for c, (i, s) in enumerate(zip(pool_ids, pool_is_sid, strict=True))])
 
 # %% [markdown]
-# Query 0 (positive item 1) keeps two negatives (the VIDs of items 2 and 4):
-# both copies of item 1 are duplicates, the last two entries are SIDs. Now the
-# loss by brute force, one row at a time, against `info_nce_loss`:
+# Query 0 (positive item 1) keeps {glue:text}`q0_negatives:d` negatives (the
+# VIDs of items 2 and 4): both copies of item 1 are duplicates, the last two
+# entries are SIDs. Now the loss by brute force, one row at a time, against
+# `info_nce_loss`:
 
 # %%
 tau = 0.5
@@ -240,8 +246,8 @@ print(f"both masks {package:.4f}; duplicates kept as negatives {float(no_dup):.4
 #
 # - **`catalogue`**: every item's VID, recomputed through the VID tower at
 #   every step (so gradients reach all of them). The cost is one `(M, D) x
-#   (D, N)` product per batch: nothing for the 1,682 films here, and still
-#   modest for the ~27k of MovieLens-20M on a GPU.
+#   (D, N)` product per batch: nothing for the {glue:text}`n_items:,d` films
+#   here, and still modest for the ~27k of MovieLens-20M on a GPU.
 # - **`cache`**: a fixed-size FIFO queue (`VidCache`) of recent positives and
 #   their (detached) VIDs, the MoCo-style compromise when the catalogue is too
 #   large. Entries equal to the row's positive are masked, like duplicates.
@@ -277,7 +283,7 @@ print(f"catalogue InfoNCE {cat:.4f}, cache InfoNCE {cached:.4f}: both equal thei
 
 # %%
 num_windows = len(windows)
-counts = []
+counts, steps_per_epoch = [], {}
 for bs in (4, 16, 64, 256):
     order = epoch_order(num_windows, seed=preset.train.seed, epoch=0)
     pos_per_batch, distinct = [], []
@@ -286,17 +292,22 @@ for bs in (4, 16, 64, 256):
         held = torch.cat([b.ids[b.ids != 0], b.next_ids[torch.arange(len(b)), L_b - 1]])  # every VID target
         pos_per_batch.append(len(held))
         distinct.append(len(torch.unique(held)))
+    steps_per_epoch[bs] = len(pos_per_batch)
     counts.append({"batch size": bs, "VID positions": np.mean(pos_per_batch),
                    "distinct films": np.mean(distinct), "share of catalogue": np.mean(distinct) / split.num_items})
 counts = pd.DataFrame(counts).set_index("batch size")
+glue("steps_b16", steps_per_epoch[16])
+glue("steps_b256", steps_per_epoch[256])
+glue("positions_b16", counts.loc[16, "VID positions"])
+glue("share_b16", counts.loc[16, "share of catalogue"])
 counts.round(3)
 
 # %% [markdown]
 # On MovieLens-100K even a batch of 16 windows meets a large share of the
-# 1,682 films, because windows are long (up to 50 films) and the catalogue is
-# small. On MovieLens-20M, with ~27k films and the memory of a doubled
-# sequence forcing small batches, the share is far lower: the situation the
-# source article describes. In-batch negatives are also drawn in proportion to
+# {glue:text}`n_items:,d` films, because windows are long (up to 50 films) and
+# the catalogue is small. On MovieLens-20M, with ~27k films and the memory of a
+# doubled sequence forcing small batches, the share is far lower: the situation
+# the source article describes. In-batch negatives are also drawn in proportion to
 # popularity, not uniformly: a rare film is almost never a negative. We should
 # therefore expect the in-batch penalty here to be milder than on
 # MovieLens-20M, and to shrink as the batch grows.
@@ -308,9 +319,10 @@ counts.round(3)
 # three seeds each, and compare test NDCG@10. Everything else is the preset's
 # (learning rate, model, SID loss, `beam` decoding).
 #
-# **One clock for every batch size.** A batch of 256 takes 4 optimiser steps
-# per epoch on ML-100K, a batch of 16 takes 59, so runs with the same number
-# of epochs would compare under-trained large batches with trained small ones.
+# **One clock for every batch size.** A batch of 256 takes
+# {glue:text}`steps_b256:d` optimiser steps per epoch on ML-100K, a batch of 16
+# takes {glue:text}`steps_b16:d`, so runs with the same number of epochs would
+# compare under-trained large batches with trained small ones.
 # Instead every run is validated about every 60 optimiser steps, stops after 4
 # validations without improvement, and its best validation checkpoint is
 # tested: each cell is trained to convergence on the same clock. That is
@@ -321,11 +333,12 @@ counts.round(3)
 # python -m cobra bench batch --device cuda --jobs 18 --seeds 3 --out book/results/bench_batch.json
 # ```
 #
-# (On one H100, 18 runs at once, 9 minutes; without `--device cuda` the same
-# command trains on the CPU, a few hours on two cores.)
+# (On one H100, 18 runs at once, {glue:text}`bench_wall_min:d` minutes; without
+# `--device cuda` the same command trains on the CPU, a few hours on two cores.)
 
 # %%
 bench = load_result("bench_batch")
+glue("bench_wall_min", int(re.search(r"(\d+) min wall", bench["machine"]).group(1)))
 print(bench["protocol"])
 print("ran on:", bench["machine"])
 grid = pd.DataFrame([{"negatives": c["negatives"], "batch size": c["batch_size"],
@@ -360,23 +373,30 @@ for source in SOURCES:
           f"at batch 256 ({bench['change'][source]:+.1%})")
 gap = (test["catalogue"] - test["in-batch"]) / test["in-batch"]
 print("catalogue over in-batch at the same batch size:", {bs: f"{g:+.1%}" for bs, g in gap.items()})
+glue("gap_min", gap.min())
+glue("gap_max", gap.max())
+glue("change_in_batch", bench["change"]["in-batch"])
+change_catalogue = glue("change_catalogue", bench["change"]["catalogue"])
 
 # %% [markdown]
 # **Reading the result.**
 #
 # - **Catalogue negatives hold steady across batch sizes**: their NDCG@10
-#   changes by less than 5% from batch 16 to batch 256, inside the
-#   seed-to-seed spread (the error bars). The VID loss no longer depends on the
-#   batch, and the model does not either.
-# - **Catalogue negatives beat in-batch ones at every batch size**, by roughly
-#   +15% to +40% NDCG@10 with everything else equal. That is the source
-#   article's diagnosis, reproduced: the in-batch InfoNCE is the weak part of
-#   the model, and a batch-independent source of negatives repairs it.
-# - **But here the in-batch runs do not get worse as the batch shrinks.** The
-#   table of the previous section says why: on MovieLens-100K a batch of even
-#   16 windows holds ~670 VID positions and meets a quarter of the 1,682
-#   films, so in-batch negatives are not starved; they are *skewed* towards
-#   popular films at every batch size, and that skew is what costs quality.
+#   changes by {glue:text}`change_catalogue:+.1%` from batch 16 to batch 256,
+#   inside the seed-to-seed spread (the error bars). The VID loss no longer
+#   depends on the batch, and the model does not either.
+# - **Catalogue negatives beat in-batch ones at every batch size**, by
+#   {glue:text}`gap_min:+.0%` to {glue:text}`gap_max:+.0%` NDCG@10 with
+#   everything else equal. That is the source article's diagnosis, reproduced:
+#   the in-batch InfoNCE is the weak part of the model, and a
+#   batch-independent source of negatives repairs it.
+# - **But here the in-batch runs do not get worse as the batch shrinks**
+#   ({glue:text}`change_in_batch:+.1%` from batch 16 to batch 256). The table
+#   of the previous section says why: on MovieLens-100K a batch of even 16
+#   windows holds ~{glue:text}`positions_b16:,.0f` VID positions and meets
+#   {glue:text}`share_b16:.0%` of the {glue:text}`n_items:,d` films, so
+#   in-batch negatives are not starved; they are *skewed* towards popular
+#   films at every batch size, and that skew is what costs quality.
 #   The starvation the source article describes needs a catalogue much larger
 #   than a batch's positions, MovieLens-20M's ~27k films at the small batches a
 #   24 GB card allows, which is where the `4090d` presets point.
@@ -394,9 +414,10 @@ print("catalogue over in-batch at the same batch size:", {bs: f"{g:+.1%}" for bs
 #   batch and they follow item popularity. `catalogue` (a full softmax over
 #   every VID) and `cache` (a FIFO of recent VIDs) do not depend on the batch.
 # - Trained to convergence on one clock of optimiser steps, COBRA with
-#   catalogue negatives moves by less than 5% between batch 16 and 256 and
-#   beats in-batch negatives at every batch size. On ML-100K the in-batch
-#   penalty comes from popularity skew, not from starved small batches.
+#   catalogue negatives moves by {glue:text}`change_catalogue:+.1%` between
+#   batch 16 and 256 and beats in-batch negatives at every batch size. On
+#   ML-100K the in-batch penalty comes from popularity skew, not from starved
+#   small batches.
 #
 # ## Exercises
 #
@@ -410,7 +431,7 @@ print("catalogue over in-batch at the same batch size:", {bs: f"{g:+.1%}" for bs
 # 3. Add `cache` negatives (`model.vid_negatives=cache`, try
 #    `model.cache_size=1024` and `8192`) to the grid. Where does it land
 #    between in-batch and catalogue?
-# 4. In the toy example, set the temperature to 0.05 (the model's). Which pool
+# 4. In the toy example, set the temperature to `tau = 0.05` (the model's). Which pool
 #    entries dominate each row's loss now?
 # 5. Estimate the share of the catalogue a batch of 16 windows of 200 films
 #    covers on MovieLens-20M, assuming popularity follows the curve of

@@ -23,6 +23,8 @@
 # few lines of our own, and compare them on validation quality and latency.
 # Then we ask what the beam width `M` buys.
 #
+# **Run time.** About 1.5 min on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
+#
 # The code lives in `cobra.decode` (`DecodeConfig`, the registries `DECODERS`
 # and `BEAM_FUSIONS`, `topk_items`) and `CobraRecommender.score(batch,
 # decode=...)`.
@@ -39,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import TqdmWarning
 
-from cobra.book import setup
+from cobra.book import glue, setup
 from cobra.data import eval_batches
 from cobra.decode import BEAM_FUSIONS, COBRA_MODES, DecodeConfig, seen_items, topk_items
 from cobra.metrics import Evaluator, evaluate_baseline
@@ -75,6 +77,8 @@ torch.set_num_threads(1)
 print(f"best epoch {result['best_epoch']} of {result['epochs']}: valid NDCG@10 {result['valid_ndcg@10']:.4f} (direct)")
 popular = evaluate_baseline("popular", profile.dataset, split="valid")
 print(f"popular on the validation split: NDCG@10 {popular['ndcg@10']:.4f}, HR@10 {popular['hr@10']:.4f}")
+glue("n_items", split.num_items)
+n_valid_users = glue("n_valid_users", popular["users"])
 
 # %% [markdown]
 # ## The two steps, for one user
@@ -92,6 +96,7 @@ with torch.no_grad():
     log_p = model.sid_log_probs(state)  # (B, V)
 top = log_p[0].topk(5)
 vocab_items = model.vocab_item[top.indices]  # one film per SID (V = N here)
+glue("top_p_sid", top.values[0].exp().item())
 pd.DataFrame({"SID": [tuple(int(c) for c in model.vocab_codes[v]) for v in top.indices],
               "p_sid": top.values.exp().numpy().round(4),
               "film with this SID": [titles[int(i) - 1] for i in vocab_items]}, index=range(1, 6))
@@ -99,9 +104,9 @@ pd.DataFrame({"SID": [tuple(int(c) for c in model.vocab_codes[v]) for v in top.i
 # %% [markdown]
 # **Dense step.** The chosen SID's vector is appended to the history as an open
 # `SID` token; the hidden state there is the VID query `q`, and every film is
-# scored by `cos(q, VID_i)`, an exact search over the 1,682 VIDs
-# (`topk_items`; an ANN index would only pay off for millions of items). The
-# target film and the top five of the search:
+# scored by `cos(q, VID_i)`, an exact search over the
+# {glue:text}`n_items:,d` VIDs (`topk_items`; an ANN index would only pay off
+# for millions of items). The target film and the top five of the search:
 
 # %%
 with torch.no_grad():
@@ -197,12 +202,12 @@ print(f"beam + softmax fusion from scratch equals the package; "
 # %% [markdown]
 # ## Quality and latency on the validation split
 #
-# Now every mode on all 943 validation users, through the same `Evaluator` as
-# every other model in the book. Latency is the wall time of the whole
-# evaluation (decoding and ranking) divided by the number of users, on one CPU
-# thread, batches of 512 users; it is a volatile number (it depends on the
-# machine and its load), so we print it but do not draw conclusions finer than
-# its order of magnitude.
+# Now every mode on all {glue:text}`n_valid_users:,d` validation users,
+# through the same `Evaluator` as every other model in the book. Latency is the
+# wall time of the whole evaluation (decoding and ranking) divided by the
+# number of users, on one CPU thread, batches of 512 users; it is a volatile
+# number (it depends on the machine and its load), so we print it but do not
+# draw conclusions finer than its order of magnitude.
 
 # %%
 class Decoded:
@@ -238,6 +243,9 @@ quality.round(4)
 # %%
 for name, ms in latency.items():
     print(f"{name:>14}: {ms:.2f} ms per user")
+ndcg_direct = glue("ndcg_direct", quality.loc["direct", "NDCG@10"])
+ndcg_beam = glue("ndcg_beam_softmax", quality.loc["beam (softmax)", "NDCG@10"])
+beam_gain = glue("beam_gain", ndcg_beam / ndcg_direct - 1)
 
 # %%
 fig, ax = plt.subplots(figsize=(6.4, 3.8))
@@ -256,15 +264,16 @@ plt.show()
 # After this short budget every mode beats `popular`, and the order is clear:
 #
 # - **`beam` is best** with all three fusions, and COBRA's `softmax` fusion
-#   leads (NDCG@10 about 0.074 against 0.046 for `direct`, +60%): the issue's
-#   target `beam ≥ direct` holds, with room to spare. `prod` and `sum` are
-#   close behind with the default `α = 0.5`, untuned.
+#   leads (NDCG@10 {glue:text}`ndcg_beam_softmax:.3f` against
+#   {glue:text}`ndcg_direct:.3f` for `direct`, {glue:text}`beam_gain:+.0%`):
+#   the issue's target `beam ≥ direct` holds, with room to spare. `prod` and
+#   `sum` are close behind with the default `α = 0.5`, untuned.
 # - **`soft` is second** at the cost of `direct`. This model's SID
-#   distribution is flat (the top SID of the first user had `p_sid` under
-#   2%), so the top-1 code is often wrong; hedging over the top 5, or keeping
-#   several beams, recovers films that a single hard choice misses. This is
-#   the source article's argument for beams, "do not commit to a category
-#   too early", measured.
+#   distribution is flat (the top SID of the first user had `p_sid` of only
+#   {glue:text}`top_p_sid:.1%`), so the top-1 code is often wrong; hedging
+#   over the top 5, or keeping several beams, recovers films that a single
+#   hard choice misses. This is the source article's argument for beams, "do
+#   not commit to a category too early", measured.
 # - **`neighbor` is worst**: it deliberately throws the top-1 SID away. It is
 #   a probe of how much the exact code matters, not a mode to deploy.
 # - **Latency.** `direct`, `neighbor` and `soft` run the backbone twice per
@@ -291,6 +300,8 @@ print("NDCG@10 by beam width:", {m: round(v, 4) for m, v in zip(widths, sweep, s
 print(f"beam M = 1 equals direct ({sweep[0]:.4f}); best M = {widths[max(range(len(widths)), key=sweep.__getitem__)]}")
 for m, ms in zip(widths, sweep_ms, strict=True):
     print(f"  M = {m:>2}: {ms:.2f} ms per user")
+glue("best_width", widths[max(range(len(widths)), key=sweep.__getitem__)])
+best_width_ratio = glue("best_width_ratio", max(sweep) / sweep[0])
 
 # %%
 fig, ax = plt.subplots(figsize=(6.0, 3.6))
@@ -306,7 +317,8 @@ plt.show()
 
 # %% [markdown]
 # `M = 1` reproduces `direct` exactly, and quality then rises with every
-# doubling of the width up to `M = 16` (about twice `direct`'s NDCG@10),
+# doubling of the width up to `M` = {glue:text}`best_width:d`
+# ({glue:text}`best_width_ratio:.1f` times `direct`'s NDCG@10),
 # while the latency grows roughly in proportion to `M`. The steady gains say
 # more about this briefly trained model than about beams in general: its SID
 # distribution is flat, so the right film's code is often several places down
@@ -323,9 +335,10 @@ plt.show()
 #   parallel and fuses `p_sid` with the dense similarity (`prod`, `sum` or
 #   COBRA's `softmax` BeamFusion).
 # - On this short-budget model, `beam` (softmax fusion) beats `direct` by
-#   about 60% on validation NDCG@10 and keeps improving up to `M = 16`;
-#   `soft` sits in between and `neighbor` below `direct`. `beam` costs `M`
-#   backbone passes for the dense step where the other modes need one.
+#   {glue:text}`beam_gain:.0%` on validation NDCG@10 and keeps improving up to
+#   `M` = {glue:text}`best_width:d`; `soft` sits in between and `neighbor`
+#   below `direct`. `beam` costs `M` backbone passes for the dense step where
+#   the other modes need one.
 #
 # ## Exercises
 #

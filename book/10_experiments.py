@@ -24,9 +24,12 @@
 # and then ask the question the source articles {cite}`sid2vid2026blog` left
 # open: when COBRA trails direct-ID HSTU, *which part* of it is responsible?
 #
-# Fifteen trainings take more than half an hour on two CPU cores, more than
-# a chapter may, so they were run once with the command printed below and the
-# chapter reads the file it wrote (`book/results/bench_quality.json`). The code lives in `cobra.train_bench`
+# **Run time.** About 5 s on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
+#
+# The {glue:text}`n_trainings:d` trainings take {glue:text}`train_minutes:.0f`
+# minutes on two CPU cores, more than a chapter may, so they were run once with
+# the command printed below and the chapter reads the file it wrote
+# (`book/results/bench_quality.json`). The code lives in `cobra.train_bench`
 # (`bench_quality`, `decode_ablation`, `validation_curve`) and the presets in
 # `cobra.presets`.
 
@@ -35,8 +38,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from cobra.book import load_result, setup
+from cobra.book import glue, load_result, setup
 from cobra.data import eval_batches
+from cobra.metrics import evaluate_baseline
 from cobra.presets import get_preset, preset_table
 from cobra.train import build_model, load_split, semantic_ids
 
@@ -46,17 +50,19 @@ hours = sum(m["seconds"] for m in quality["models"].values()) / 3600
 print(f"profile {profile.name}; results for {quality['dataset']}, {quality['seeds']} seeds per model")
 print("made by:", quality["command"])
 print(f"on: {quality['machine']}; {hours:.1f} h of training in all")
+glue("n_trainings", sum(len(m["runs"]) for m in quality["models"].values()))
+train_minutes = glue("train_minutes", 60 * hours)
 
 # %% [markdown]
 # ## The contenders
 #
 # All five are `cpu` presets: two blocks, one head, `D = 64`, histories of
 # at most 50 films, AdamW at `lr = 1e-3`, early stopping on validation
-# NDCG@10. SASRec and the two HSTU models score all 1,682 films with a full
-# softmax; TIGER and COBRA generate semantic IDs (3 levels of 32 balanced
-# k-means codes plus a uniqueness code, chapter 03) and COBRA adds a dense
-# vector per film (a projection of its MiniLM text vector plus an ID
-# embedding, chapter 07), trained with catalogue negatives (chapter 08) and
+# NDCG@10. SASRec and the two HSTU models score all {glue:text}`n_items:,d`
+# films with a full softmax; TIGER and COBRA generate semantic IDs (3 levels
+# of 32 balanced k-means codes plus a uniqueness code, chapter 03) and COBRA
+# adds a dense vector per film (a projection of its MiniLM text vector plus an
+# ID embedding, chapter 07), trained with catalogue negatives (chapter 08) and
 # decoded with COBRA's beam (chapter 09).
 
 # %%
@@ -83,6 +89,13 @@ for name, label in MODELS.items():
 rows.append({"model": "popular", "HR@10": f"{popular['hr@10']:.4f}", "NDCG@10": f"{popular['ndcg@10']:.4f}",
              "NDCG@10 / popular": 1.0, "best epochs": []})
 table = pd.DataFrame(rows).set_index("model")
+test_ndcg = {name: quality["models"][name]["ndcg@10_mean"] for name in MODELS}
+for name, ndcg in test_ndcg.items():
+    glue("ndcg_" + name.removesuffix("-cpu").replace("-", "_"), ndcg)  # ndcg_sasrec, ndcg_hstu_sid, ...
+glue("ndcg_popular", popular["ndcg@10"])
+glue("prefixn_lift", test_ndcg["hstu-sid-cpu"] / test_ndcg["hstu-cpu"] - 1)
+glue("tiger_gain", test_ndcg["tiger-cpu"] / popular["ndcg@10"] - 1)
+glue("cobra_gap", 1 - test_ndcg["cobra-cpu"] / test_ndcg["hstu-cpu"])
 table
 
 # %%
@@ -103,17 +116,18 @@ plt.show()
 # - **SASRec and HSTU + PrefixN lead**, within a standard deviation of each
 #   other. On this small, short-gapped dataset HSTU's relative time bias buys
 #   little (chapter 06), and giving HSTU semantic-ID embeddings next to its
-#   ID embeddings lifts it by about a fifth: films that share codes share
-#   what they learn.
-# - **TIGER beats `popular` by half again but is the weakest model.**
-#   Generating four codes in a row from 943 users' histories is a harder
-#   problem than scoring 1,682 films directly, and its list holds only its 20
-#   beams (the next section).
-# - **COBRA with beam decoding trails HSTU with direct IDs** by about a
-#   tenth. The source articles saw COBRA reach only about a third of
-#   HSTU-direct on MovieLens-20M; batch-independent negatives close most of
-#   that gap (chapter 08), but not all of it. The rest of this chapter finds
-#   out why.
+#   ID embeddings lifts its NDCG@10 by {glue:text}`prefixn_lift:.0%`: films
+#   that share codes share what they learn.
+# - **TIGER beats `popular` by {glue:text}`tiger_gain:.0%` but is the weakest
+#   model.** Generating four codes in a row from {glue:text}`n_users:,d` users'
+#   histories is a harder problem than scoring {glue:text}`n_items:,d` films
+#   directly, and its list holds only its {glue:text}`tiger_beams:d` beams
+#   (the next section).
+# - **COBRA with beam decoding trails HSTU with direct IDs** by
+#   {glue:text}`cobra_gap:.0%` of its NDCG@10. The source articles saw COBRA
+#   reach only about a third of HSTU-direct on MovieLens-20M;
+#   batch-independent negatives close most of that gap (chapter 08), but not
+#   all of it. The rest of this chapter finds out why.
 #
 # ## TIGER: generation that can only name real films
 #
@@ -121,10 +135,10 @@ plt.show()
 # four per film (three levels and the uniqueness code), and is trained with a
 # cross entropy per code. To recommend, it generates the next film's four
 # codes by beam search. Most 4-tuples name no film (32³ × a few uniqueness
-# values against 1,682 films), so the search is constrained by a trie of the
-# valid IDs (`cobra.trie.SIDTrie`): at each level only codes that extend a
-# real prefix are allowed. The constraint holds whatever the weights, so an
-# untrained model shows it as well as a trained one:
+# values against {glue:text}`n_items:,d` films), so the search is constrained
+# by a trie of the valid IDs (`cobra.trie.SIDTrie`): at each level only codes
+# that extend a real prefix are allowed. The constraint holds whatever the
+# weights, so an untrained model shows it as well as a trained one:
 
 # %%
 tiger_config = get_preset("tiger-cpu")
@@ -145,6 +159,10 @@ assert same_codes.all() and bool(torch.isneginf(beams.scores[~real]).all())
 recommended = tiger.recommend(batch, k=10)  # (B, 10): widens the beam until every row has 10 films
 print("recommend(k=10): every row holds 10 distinct real films:",
       bool((recommended >= 1).all()) and all(len(set(r)) == 10 for r in recommended.tolist()))
+glue("n_items", split.num_items)
+glue("n_users", split.sequences.num_rows)
+tiger_beams = glue("tiger_beams", beams.items.shape[1])
+n_tied = glue("n_tied", split.num_items - tiger_beams)
 
 # %% [markdown]
 # Every filled beam is a real, unseen film. A few beams come back empty
@@ -152,8 +170,8 @@ print("recommend(k=10): every row holds 10 distinct real films:",
 # already in the user's history. `recommend(batch, k)` widens the beam until
 # each row has `k` films, and the evaluator treats empty beams as "not
 # recommended". The price of a beam is the list length: TIGER's scores are
-# the 20 beams' log-probabilities, every other film ties at `-inf`, so its
-# HR@50 and HR@200 cannot grow much beyond HR@20.
+# the {glue:text}`tiger_beams:d` beams' log-probabilities, every other film
+# ties at `-inf`, so its HR@50 and HR@200 cannot grow much beyond HR@20.
 #
 # ## Convergence: direct IDs against SIDs and VIDs
 #
@@ -187,17 +205,28 @@ for name in ("hstu-cpu", "cobra-cpu", "hstu-sid-cpu"):
     c = quality["models"][name]["curve"]
     print(f"{MODELS[name]:>22}: epoch 1 {c[0]['valid_ndcg@10_mean']:.3f}, epoch 5 {c[4]['valid_ndcg@10_mean']:.3f}, "
           f"best {max(p['valid_ndcg@10_mean'] for p in c):.3f}; 90% of best at epoch {first_epoch_reaching(c, 0.9)}")
+hstu_curve = {p["epoch"]: p["valid_ndcg@10_mean"] for p in quality["models"]["hstu-cpu"]["curve"]}
+cobra_curve = {p["epoch"]: p["valid_ndcg@10_mean"] for p in quality["models"]["cobra-cpu"]["curve"]}
+glue("hstu_epoch2", hstu_curve[2])
+glue("popular_valid", evaluate_baseline("popular", quality["dataset"], split="valid")["ndcg@10"])
+glue("hstu_overtakes", min(e for e in cobra_curve  # first epoch from which HSTU's mean stays above COBRA's
+                           if all(hstu_curve[f] > cobra_curve[f] for f in cobra_curve if f >= e)))
+hstu_best = [run["best_epoch"] for run in quality["models"]["hstu-cpu"]["runs"]]
+glue("hstu_best_min", min(hstu_best))
+hstu_best_max = glue("hstu_best_max", max(hstu_best))
 
 # %% [markdown]
 # Here the pattern is **the reverse** of the articles'. COBRA starts far
 # ahead: after one epoch its films already carry their text (VID) and their
 # codes (SID), so similar films are close before any user has been seen.
-# Direct IDs start from random vectors, are still near `popular` after two
-# epochs (below `popular`, 0.032 on validation), overtake COBRA only around
-# epoch 10, then keep climbing for ten to twenty more. HSTU + PrefixN has both: the semantic head start and the ID
-# embeddings' late gains. On MovieLens-20M, with 200-film histories and 16
-# times more films, the balance between the two may well differ; the `4090d`
-# presets run the same comparison there.
+# Direct IDs start from random vectors, are still below `popular` after two
+# epochs ({glue:text}`hstu_epoch2:.3f` against {glue:text}`popular_valid:.3f`
+# on validation), overtake COBRA only at epoch {glue:text}`hstu_overtakes:d`,
+# then keep climbing until their best epochs, {glue:text}`hstu_best_min:d` to
+# {glue:text}`hstu_best_max:d`. HSTU + PrefixN has both: the semantic head
+# start and the ID embeddings' late gains. On MovieLens-20M, with 200-film
+# histories and 16 times more films, the balance between the two may well
+# differ; the `4090d` presets run the same comparison there.
 #
 # ## Why COBRA trails: an ablation of its decoding
 #
@@ -216,6 +245,7 @@ ablation = pd.DataFrame([{"decode": mode, "valid NDCG@10": d["valid_ndcg@10_mean
                           "test std": d["ndcg@10_std"], "test HR@10": d["hr@10_mean"]}
                          for mode, d in decodes.items()]).set_index("decode")
 print("chosen on validation:", quality["models"]["cobra-cpu"]["best_decode_on_valid"])
+glue("ndcg_sparse", decodes["sparse"]["ndcg@10_mean"])
 ablation.round(4)
 
 # %%
@@ -249,6 +279,7 @@ ax.set(xlabel="epoch", ylabel="training loss", title="cobra-cpu, seed 0: the two
 ax.legend()
 plt.show()
 print(f"epoch {run[-1]['epoch']}: SID loss {run[-1]['train_loss_sid']:.2f}, VID loss {run[-1]['train_loss_vid']:.3f}")
+vid_loss_min = glue("vid_loss_min", min(p["train_loss_vid"] for p in run))
 
 # %% [markdown]
 # So at decoding time the VID query of a beam is, in effect, "the film whose
@@ -278,15 +309,19 @@ for label, result in variants.items():
 rows.append({"training": "HSTU, direct IDs", "decode": "full", "test NDCG@10": hstu,
              "test std": quality["models"]["hstu-cpu"]["ndcg@10_std"],
              "test HR@10": quality["models"]["hstu-cpu"]["hr@10_mean"]})
+with_vid, without_vid = (result["models"]["cobra-cpu"]["ndcg@10_mean"] for result in variants.values())
+glue("ndcg_sparse_selected", with_vid)
+glue("lambda0_loss", 1 - without_vid / with_vid)
 pd.DataFrame(rows).set_index("training").round(4)
 
 # %% [markdown]
 # Selected with the decoder it will ship, COBRA's sparse head lands where
 # the post-hoc decoding of the beam-selected checkpoints did, above HSTU with
-# direct IDs. Without the VID loss the same sparse head loses about 8% of its
-# NDCG@10, several standard deviations: the dense half *does* help, as a training signal (predicting
-# each film's text-derived vector teaches the shared backbone what the film
-# is), even though at decoding time its beam costs quality. (With `λ = 0`
+# direct IDs. Without the VID loss the same sparse head loses
+# {glue:text}`lambda0_loss:.0%` of its NDCG@10, several standard deviations:
+# the dense half *does* help, as a training signal (predicting each film's
+# text-derived vector teaches the shared backbone what the film is), even
+# though at decoding time its beam costs quality. (With `λ = 0`
 # only the sparse decoder makes sense: nothing trained the VID queries.)
 #
 # **The explanation, in one sentence:** with a uniqueness code the semantic ID
@@ -299,18 +334,23 @@ pd.DataFrame(rows).set_index("training").round(4)
 # ## Summary
 #
 # - On MovieLens-100K (three seeds, one split, one evaluator) SASRec and
-#   HSTU + PrefixN lead with NDCG@10 ≈ 0.08; HSTU with direct IDs reaches
-#   0.068, COBRA with beam decoding 0.062, TIGER 0.038, `popular` 0.025.
+#   HSTU + PrefixN lead with NDCG@10 {glue:text}`ndcg_sasrec:.3f` and
+#   {glue:text}`ndcg_hstu_sid:.3f`; HSTU with direct IDs reaches
+#   {glue:text}`ndcg_hstu:.3f`, COBRA with beam decoding
+#   {glue:text}`ndcg_cobra:.3f`, TIGER {glue:text}`ndcg_tiger:.3f`, `popular`
+#   {glue:text}`ndcg_popular:.3f`.
 # - The source articles' convergence story is reversed here: semantic models
 #   (COBRA, HSTU + PrefixN) start fast, direct IDs start slowly and catch up.
 # - COBRA's gap to HSTU-direct is a *decoding* effect. The same checkpoints
 #   decoded by the sparse head alone, the mode validation picks, reach
-#   NDCG@10 ≈ 0.077 on test (0.075 when training also selects its checkpoints
-#   with that decoder), above HSTU-direct's 0.068. With unique SIDs the dense
-#   step learns a look-up (its loss falls to ~0.05) and its beam discards the
-#   sparse ranking below the top `M` films.
+#   NDCG@10 {glue:text}`ndcg_sparse:.3f` on test
+#   ({glue:text}`ndcg_sparse_selected:.3f` when training also selects its
+#   checkpoints with that decoder), above HSTU-direct's
+#   {glue:text}`ndcg_hstu:.3f`. With unique SIDs the dense step learns a
+#   look-up (its loss falls to {glue:text}`vid_loss_min:.2f`) and its beam
+#   discards the sparse ranking below the top `M` films.
 # - The dense half still earns its place in training: without the VID loss
-#   the sparse head loses about 8% of its NDCG@10.
+#   the sparse head loses {glue:text}`lambda0_loss:.0%` of its NDCG@10.
 # - All numbers come from `python -m cobra bench quality` (the command
 #   printed at the top); the README carries the same table.
 #
@@ -318,7 +358,7 @@ pd.DataFrame(rows).set_index("training").round(4)
 #
 # 1. Rerun one row on your machine: `python -m cobra bench quality --models
 #    hstu-cpu --seeds 1`. How close is seed 0 to the table (CPU training is
-#    deterministic for a given torch version)?
+#    deterministic on one machine, but another CPU rounds differently)?
 # 2. Give COBRA coarse SIDs: `python -m cobra bench quality --models
 #    cobra-cpu --set model.sid_levels=1 --seeds 3` uses only the first code
 #    (32 SIDs of ~50 films each), so the dense step must pick the film. Which
@@ -330,6 +370,7 @@ pd.DataFrame(rows).set_index("training").round(4)
 # 4. Fuse the two heads differently: score each film by `log p_sid(own SID) +
 #    w · log p_vid` with the VID distribution of the `direct` query, and choose
 #    `w` on validation. Does any `w > 0` help?
-# 5. TIGER keeps only its 20 beams, so 1,662 films share the last place.
-#    Compare its HR@10 and HR@200 (`eval --run DIR --json`) with HSTU's: what
-#    does a generative retriever give up at large cut-offs?
+# 5. TIGER keeps only its {glue:text}`tiger_beams:d` beams, so
+#    {glue:text}`n_tied:,d` films share the last place. Compare its HR@10 and
+#    HR@200 (`eval --run DIR --json`) with HSTU's: what does a generative
+#    retriever give up at large cut-offs?

@@ -56,6 +56,34 @@ def setup(seed: int | None = None, profile: str | None = None) -> Profile:
     return prof
 
 
+GLUE_PREFIX = "application/papermill.record/"
+
+
+def glue(name: str, value: object) -> object:
+    """Record ``value`` under ``name`` for the chapter's prose, and return it.
+
+    The chapter's text then quotes it with MyST-NB's role, e.g. ``{glue:text}`ndcg:.4f```, so a
+    number in a sentence is always the one the code computed (nbval checks the stored value like any
+    other output). The output has MyST-NB's glue format and is hidden in the rendered page; unlike
+    ``myst_nb.glue`` this needs no Sphinx in the kernel.
+
+    Args:
+        name: key, unique within the chapter.
+        value: a number or a string (stored as its ``repr``); numpy scalars are stored as Python numbers.
+
+    Returns:
+        ``value`` unchanged, so ``x = glue("x", compute())`` reads naturally.
+    """
+    from IPython.display import display
+
+    shown = value.item() if isinstance(value, np.generic) else value
+    if not isinstance(shown, (int, float, str)):
+        raise TypeError(f"glue({name!r}, ...) takes a number or a string, not {type(value).__name__}")
+    display({GLUE_PREFIX + "text/plain": repr(shown)}, raw=True,
+            metadata={"scrapbook": {"name": name, "mime_prefix": GLUE_PREFIX}})
+    return value
+
+
 def load_result(name: str, book_dir: Path = BOOK_DIR) -> dict:
     """A benchmark result committed under ``book/results/<name>.json`` (its ``command`` key says how to remake it).
 

@@ -7,6 +7,7 @@ Makefile's ``test`` target); these tests check what nbval does not.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -102,3 +103,63 @@ def test_readme_tables_match_the_committed_results():
     for p in load_result("bench_speed_h100")["presets"]:
         assert row(f"| `{p['preset']}` | {p['batch_size']} |").endswith(
             f"| {p['tokens_per_second']:,.0f} | {p['peak_memory_gb']:.2f} GB |")
+
+
+GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([^`]+)`")
+
+
+def _markdown(py: Path) -> list[str]:
+    """The markdown cells of a chapter source."""
+    import jupytext
+
+    return [c.source for c in jupytext.read(py).cells if c.cell_type == "markdown"]
+
+
+def _glued(nb_path: Path) -> dict[str, str]:
+    """Glue key -> stored text/plain in the committed notebook."""
+    from cobra.book import GLUE_PREFIX
+
+    out = {}
+    for cell in json.loads(nb_path.read_text())["cells"]:
+        for o in cell.get("outputs", []):
+            name = o.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name is not None:
+                text = o["data"][GLUE_PREFIX + "text/plain"]
+                out[name] = "".join(text) if isinstance(text, list) else text
+    return out
+
+
+@pytest.mark.parametrize("py", chapters(), ids=lambda p: p.name)
+def test_every_glued_number_in_the_prose_is_in_the_outputs(py: Path):
+    """Each {glue:text}`key:fmt` of the prose names a value the committed notebook stores, and fmt applies."""
+    import ast
+
+    glued = _glued(py.with_suffix(".ipynb"))
+    for md in _markdown(py):
+        for ref in GLUE_ROLE.findall(md):
+            key, _, spec = ref.partition(":")
+            assert key in glued, f"{py.name}: the prose quotes {key!r}, which no cell glues"
+            if spec:
+                value = ast.literal_eval(glued[key])
+                format(int(value) if spec[-1] in "bcdoxX" else value, spec)
+
+
+# A result typed by hand looks like 0.0813, 4.4%, 3.8 s or 1.41x: a number with decimals. Settings such as a
+# temperature are written as code or math ($\tau = 0.05$); papers' numbers stand next to their {cite}.
+TYPED_RESULT = re.compile(r"(?<![\w.-])\d+\.\d+")  # not in names such as Qwen3-Embedding-0.6B
+QUOTED = re.compile(r"\{glue(?::\w+)?\}`[^`]*`|`[^`]*`|\$\$.*?\$\$|\$[^$]*\$|\([^()]*\)=|\[[^\]]*\]\([^)]*\)",
+                    re.DOTALL)
+
+
+@pytest.mark.parametrize("py", chapters(), ids=lambda p: p.name)
+def test_no_result_number_is_typed_by_hand(py: Path):
+    typed = []
+    for md in _markdown(py):
+        previous = ""
+        for paragraph in re.split(r"\n\s*\n", md):
+            # a paper's numbers stand in (or in a table right after) a paragraph with its {cite}; run times are
+            # checked by the nbval run
+            if "{cite" not in paragraph + previous and not paragraph.startswith("**Run time.**"):
+                typed += TYPED_RESULT.findall(QUOTED.sub(" ", paragraph))
+            previous = paragraph
+    assert not typed, f"{py.name}: numbers typed into the prose {typed}: glue them (cobra.book.glue) or quote a paper"
