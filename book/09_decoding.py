@@ -68,6 +68,7 @@ print(f"profile {profile.name}: {profile.dataset}, COBRA decoders {list(COBRA_MO
 # modes are compared by `python -m cobra eval --run DIR --decode MODE`.
 
 # %%
+# nbval-rtol: 0.01 -- float32 training: other CPUs round differently (~0.1%)
 EPOCHS = 8
 overrides = {"train.epochs": EPOCHS, "model.decode.mode": "direct", "train.num_threads": 1}
 with tempfile.TemporaryDirectory() as run_dir:
@@ -90,6 +91,7 @@ n_valid_users = glue("n_valid_users", popular["users"])
 # most likely next SIDs for the first validation user:
 
 # %%
+# nbval-rtol: 0.01 -- float32 training: other CPUs round differently (~0.1%)
 batch = next(eval_batches(split, "valid", run_config.model.max_seq_len, batch_size=64))  # 64 users
 with torch.no_grad():
     state = model.sid_state(batch)  # (B, D)
@@ -109,6 +111,7 @@ pd.DataFrame({"SID": [tuple(int(c) for c in model.vocab_codes[v]) for v in top.i
 # for millions of items). The target film and the top five of the search:
 
 # %%
+# nbval-rtol: 0.01 -- float32 training: other CPUs round differently (~0.1%)
 with torch.no_grad():
     query = model.vid_queries(batch, model.sid_vocab_vectors()[log_p.argmax(-1)].unsqueeze(1))[:, 0]  # (B, D)
     vids = model.item_vid_vectors()  # (N + 1, D)
@@ -210,6 +213,7 @@ print(f"beam + softmax fusion from scratch equals the package; "
 # draw conclusions finer than its order of magnitude.
 
 # %%
+# nbval-rtol: 0.01 -- float32 training: other CPUs round differently (~0.1%)
 class Decoded:
     """An evaluator-compatible recommender: ``model.score`` under one decoding config."""
 
@@ -241,6 +245,7 @@ quality = pd.DataFrame(rows).set_index("decode")
 quality.round(4)
 
 # %%
+# nbval-rtol: 0.01 -- float32 training: other CPUs round differently (~0.1%)
 for name, ms in latency.items():
     print(f"{name:>14}: {ms:.2f} ms per user")
 ndcg_direct = glue("ndcg_direct", quality.loc["direct", "NDCG@10"])
@@ -289,6 +294,7 @@ plt.show()
 # and each extra beam costs one more pass of the backbone.
 
 # %%
+# nbval-rtol: 0.01 -- float32 training: other CPUs round differently (~0.1%)
 widths = (1, 2, 4, 8, 16)
 sweep, sweep_ms = [], []
 for m in widths:
