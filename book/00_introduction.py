@@ -17,7 +17,7 @@
 # **Goal.** Say what this book builds, how its chapters and its `cobra` package
 # fit together, and how to run every chapter on a laptop CPU or on one 24 GB GPU.
 #
-# **Run time.** About 5 s on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
+# **Run time.** About 3 s on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
 #
 # ## What the book is about
 #

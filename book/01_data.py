@@ -20,7 +20,7 @@
 # recommenders, `popular` and `random`, whose scores are the numbers every
 # model in this book has to beat.
 #
-# **Run time.** About 10 s on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
+# **Run time.** About 5 s on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
 #
 # The code lives in `cobra.movielens` (download, checksum, parse),
 # `cobra.data` (sequences, split, batches) and `cobra.metrics` (the evaluator).

@@ -20,7 +20,7 @@
 # and check that a film's nearest neighbours make sense. These vectors are the
 # raw material of the semantic IDs in chapter 03.
 #
-# **Run time.** About 30 s on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
+# **Run time.** About 25 s on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
 #
 # The code lives in `cobra.text`: `item_texts` (film → text), `get_encoder`
 # (the encoder registry), `embed_items` (embed a whole catalogue, cached on disk)

@@ -21,7 +21,7 @@
 # equally busy, and TIGER's uniqueness code {cite}`rajput2023tiger` that makes
 # every ID name exactly one film. Then we look at the IDs real films get.
 #
-# **Run time.** About 20 s on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
+# **Run time.** About 15 s on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
 #
 # The code lives in `cobra.sid`: `kmeans`, `balanced_kmeans`,
 # `seed_heuristic_kmeans` (the registry `METHODS`), `ResidualQuantizer`,

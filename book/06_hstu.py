@@ -23,7 +23,7 @@
 # on MovieLens-100K, compare them with chapter 01's baselines, and look at
 # the bias HSTU learned.
 #
-# **Run time.** About 2.5 min on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
+# **Run time.** About 1.5 min on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
 #
 # The code lives in `cobra.hstu` (`time_bucket`, `RelativeBias`, `HSTUBlock`,
 # `HSTU`), `cobra.sasrec`, `cobra.models` (`SequentialRecommender`,

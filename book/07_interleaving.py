@@ -25,7 +25,7 @@
 # building the mask, the targets and the times from scratch in a few lines and
 # checking them against the package.
 #
-# **Run time.** About 5 s on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
+# **Run time.** About 3 s on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
 #
 # The code lives in `cobra.interleave` (`interleave_pairs`, `interleaved_mask`,
 # `clone_timestamps`, `interleaved_query_timestamps`, `interleave_targets`, the

@@ -26,7 +26,7 @@
 # diagnosis: COBRA with in-batch negatives at batch 16, 64 and 256 against
 # catalogue negatives at the same batch sizes, each trained to convergence.
 #
-# **Run time.** About 5 s on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
+# **Run time.** About 3 s on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
 #
 # The code lives in `cobra.losses` (`sampled_softmax_loss`, `info_nce_loss`
 # with `negatives="in-batch" | "catalogue" | "cache"`, `VidCache`,

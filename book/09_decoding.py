@@ -23,7 +23,7 @@
 # few lines of our own, and compare them on validation quality and latency.
 # Then we ask what the beam width `M` buys.
 #
-# **Run time.** About 1.5 min on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
+# **Run time.** About 1 min on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
 #
 # The code lives in `cobra.decode` (`DecodeConfig`, the registries `DECODERS`
 # and `BEAM_FUSIONS`, `topk_items`) and `CobraRecommender.score(batch,

@@ -24,7 +24,7 @@
 # and then ask the question the source articles {cite}`sid2vid2026blog` left
 # open: when COBRA trails direct-ID HSTU, *which part* of it is responsible?
 #
-# **Run time.** About 5 s on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
+# **Run time.** About 4 s on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
 #
 # The {glue:text}`n_trainings:d` trainings take {glue:text}`train_minutes:.0f`
 # minutes on two CPU cores, more than a chapter may, so they were run once with

@@ -93,6 +93,9 @@ class RunTimeItem(pytest.Item):
             f"{Path(self.path).name} states about {stated:.0f} s but ran {measured:.0f} s under nbval; "
             f"update its '**Run time.**' line")
 
+    def repr_failure(self, excinfo, style=None):
+        return str(excinfo.value)  # the message says it all; no traceback of the plugin
+
     def reportinfo(self):
         return self.path, 0, f"{self.path.name}::run time"
 
