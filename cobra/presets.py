@@ -8,7 +8,7 @@ or :class:`cobra.tiger.TigerConfig`, see :data:`cobra.model_kinds.MODELS`) and a
 :class:`TrainConfig` (the optimiser, loss and loop). :data:`PRESETS` names the ones the book and the README
 use:
 
-* the HSTU paper's public MovieLens settings (DESIGN §4): ``hstu-ml1m``,
+* the HSTU paper's public MovieLens settings (meta-recsys/generative-recommenders' configs): ``hstu-ml1m``,
   ``hstu-large-ml1m``, ``hstu-ml20m``, ``hstu-large-ml20m``, ``sasrec-ml1m``,
   ``sasrec-ml20m`` -- sequence length 200, batch 128, AdamW lr 1e-3 betas (0.9, 0.98)
   no weight decay, dropout 0.2, 128 uniform negatives, temperature 0.05, 101 epochs;
@@ -21,8 +21,10 @@ use:
   catalogue VID negatives, beam decoding) and ``tiger-cpu`` / ``tiger-4090d``.
 
 :func:`get_preset` applies overrides (``{"lr": 3e-4}`` or ``{"train.lr": 3e-4}``) and
-refuses unknown keys by name. A run directory holds its config as ``config.json``;
-:func:`load_run_config` reads it back.
+refuses unknown keys by name, values of the wrong type (``epochs=1.5``, ``compile=maybe``, ``grad_clip=nan``)
+and sizes out of range (:data:`MAX_SIZE`), naming the field. Names that become file names under the cache
+(``preset``, ``dataset``, ``encoder``) must be safe names (:func:`cobra.config.require_safe_name`).
+A run directory holds its config as ``config.json``; :func:`load_run_config` reads it back.
 """
 
 from __future__ import annotations
@@ -36,7 +38,19 @@ from pathlib import Path
 from typing import Any
 
 from cobra.cobra_model import CobraConfig
-from cobra.config import ConfigError, from_dict, require_choice, require_positive
+from cobra.config import (
+    INT64_MAX,
+    PROFILES,
+    ConfigError,
+    check_fields,
+    check_value,
+    field_hints,
+    from_dict,
+    require_choice,
+    require_positive,
+    require_range,
+    require_safe_name,
+)
 from cobra.decode import DecodeConfig
 from cobra.model_kinds import MODELS, model_kind
 from cobra.models import ModelConfig
@@ -46,6 +60,19 @@ AMP_MODES = ("none", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 # ModelConfig.num_items is read off the dataset when a run starts; presets hold this placeholder.
 NUM_ITEMS_FROM_DATA = 1
+# Sanity bounds, checked when a config is built (so a typo fails before any data loads, not in the middle of a
+# run): sizes and counts (dims, blocks, heads, lengths, batch sizes, epochs ...) are at most MAX_SIZE, table rows
+# (items, hashed SID rows, VID cache slots) at most MAX_ROWS.
+MAX_SIZE = 2**20
+MAX_ROWS = 2**24
+_SIZE_NOTE = " (2**20, a sanity bound on sizes and counts)"
+_ROWS_NOTE = " (2**24, a sanity bound on table rows)"
+# Model-section fields (any model kind, and its nested decode section) that are sizes or counts >= 1 ...
+_MODEL_SIZES = ("dim", "num_blocks", "num_heads", "max_seq_len", "attention_dim", "linear_dim", "ffn_dim",
+                "num_negatives", "beam_width", "beam_items", "soft_top_k", "eval_chunk", "sid_levels")
+# ... table rows >= 1, and counts that may be 0.
+_MODEL_ROWS = ("num_items", "sid_table_size", "cache_size")
+_MODEL_COUNTS = ("num_time_buckets",)
 
 
 @dataclass(frozen=True)
@@ -99,6 +126,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         from cobra.losses import LOSSES
 
+        check_fields(self)  # no float or bool for an int, finite floats, two numbers for betas ...
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
         if len(self.betas) != 2:
             raise ConfigError(f"betas must be two numbers, got {self.betas}")
@@ -111,6 +139,12 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.lr <= 0 or self.temperature <= 0:
             raise ConfigError(f"lr and temperature must be > 0, got lr={self.lr}, temperature={self.temperature}")
+        require_range(self, ("epochs", "batch_size", "eval_batch_size", "eval_every", "num_negatives"), 1, MAX_SIZE,
+                      note=_SIZE_NOTE)
+        require_range(self, ("warmup_steps", "patience", "num_threads"), 0, MAX_SIZE, note=_SIZE_NOTE)
+        require_range(self, ("seed",), 0, INT64_MAX, note=" (2**63 - 1)")
+        if not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ConfigError(f"betas must both be in [0, 1) (AdamW), got {self.betas}")
 
 
 @dataclass(frozen=True)
@@ -152,6 +186,17 @@ class RunConfig:
         if not isinstance(self.model, expected):
             raise ConfigError(f"a {self.kind!r} run needs a {expected.__name__} model section, got "
                               f"{type(self.model).__name__}; set kind to match the model")
+        from cobra.sid import METHODS
+
+        check_fields(self)  # every field, the model and train sections' too, against its annotation
+        require_choice(self, "profile", sorted(PROFILES))
+        # These become parts of file names under the cache (runs/<preset>-..., sid/<dataset>__<encoder>__...).
+        require_safe_name(self, "preset")
+        require_safe_name(self, "dataset")
+        require_safe_name(self, "encoder", hub=True)  # a sentence-transformers id: owner/model
+        require_choice(self, "sid_method", sorted(METHODS))
+        require_range(self, ("sid_levels", "sid_codes"), 1, MAX_SIZE, note=_SIZE_NOTE)
+        _check_model_sizes(self.model, "model.")
 
     @property
     def uses_sids(self) -> bool:
@@ -169,6 +214,22 @@ class RunConfig:
 
     def replace(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)
+
+
+def _check_model_sizes(config: Any, prefix: str) -> None:
+    """The sanity bounds of a model section (and its nested sections): sizes in [1, MAX_SIZE], table rows in
+    [1, MAX_ROWS], ``num_time_buckets`` in [0, MAX_SIZE], ``ngram_sizes`` non-empty and positive."""
+    names = {f.name for f in dataclasses.fields(config)}
+    require_range(config, [n for n in _MODEL_SIZES if n in names], 1, MAX_SIZE, prefix=prefix, note=_SIZE_NOTE)
+    require_range(config, [n for n in _MODEL_ROWS if n in names], 1, MAX_ROWS, prefix=prefix, note=_ROWS_NOTE)
+    require_range(config, [n for n in _MODEL_COUNTS if n in names], 0, MAX_SIZE, prefix=prefix, note=_SIZE_NOTE)
+    if "ngram_sizes" in names and not (config.ngram_sizes and all(1 <= n <= MAX_SIZE for n in config.ngram_sizes)):
+        raise ConfigError(f"{prefix}ngram_sizes must be a non-empty list of n-gram lengths between 1 and {MAX_SIZE}, "
+                          f"got {list(config.ngram_sizes)}")
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            _check_model_sizes(value, f"{prefix}{f.name}.")
 
 
 # ------------------------------------------------------------------------------------------ (de)serialising
@@ -248,6 +309,13 @@ def _dotted_names(cls: type, prefix: str) -> list[str]:
     return out
 
 
+def _field_hint(cls: type, path: list[str]) -> Any:
+    """The annotation of the field ``path`` (``["decode", "mode"]``) of dataclass ``cls``."""
+    for name in path[:-1]:
+        cls = field_hints(cls)[name]
+    return field_hints(cls).get(path[-1], Any)
+
+
 def _merge(obj: Any, changes: Mapping[str, Any]) -> Any:
     """``obj`` (a frozen dataclass) with nested ``changes`` applied (``{"decode": {"mode": "beam"}}``)."""
     values = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
@@ -266,10 +334,13 @@ def apply_overrides(config: RunConfig, overrides: Mapping[str, Any]) -> RunConfi
     in the run fields (``dataset``, ``sid_codes`` ...), then in ``train`` and the model section; a bare
     key that both ``train`` and the model section have (``temperature`` for COBRA) must be spelled with
     its section. The model section is the config class of the run's kind. Values are already parsed
-    (see :func:`cobra.config.parse_overrides`).
+    (see :func:`cobra.config.parse_overrides`); each is checked against its field's annotation
+    (:func:`cobra.config.check_value`: ``train.epochs=1.5`` is refused, naming ``train.epochs``), and a string
+    field takes the text as typed when ``overrides`` has it (``overrides.raw``: ``preset=2024``).
     """
     classes = {"model": type(config.model), "train": TrainConfig}
     per: dict[str, dict[str, Any]] = {"run": {}, "model": {}, "train": {}}
+    raw: Mapping[str, str] = getattr(overrides, "raw", {})
 
     def valid() -> str:
         return ", ".join(sorted({*_RUN_KEYS, *_dotted_names(TrainConfig, "train."),
@@ -297,6 +368,8 @@ def apply_overrides(config: RunConfig, overrides: Mapping[str, Any]) -> RunConfi
             raise ConfigError("num_items cannot be set: it is read off the dataset when the run starts")
         if section == "run" and key in _FIXED_KEYS:
             raise ConfigError(f"{key} cannot be set: {_FIXED_KEYS[key]}")
+        hint = _field_hint(RunConfig if section == "run" else classes[section], path)
+        value = check_value(hint, value, key if section == "run" else ".".join([section, *path]), raw=raw.get(key))
         target = per[section]
         for name in path[:-1]:
             target = target.setdefault(name, {})
@@ -310,7 +383,7 @@ def apply_overrides(config: RunConfig, overrides: Mapping[str, Any]) -> RunConfi
 # ------------------------------------------------------------------------------------------------- presets
 def _paper(preset: str, dataset: str, backbone: str, dim: int, blocks: int, heads: int,
            profile: str = "4090d", **train: Any) -> RunConfig:
-    """The HSTU reference's MovieLens settings (DESIGN §4)."""
+    """The HSTU reference's MovieLens settings (its public ML-1M / ML-20M configs)."""
     model = ModelConfig(num_items=NUM_ITEMS_FROM_DATA, backbone=backbone, dim=dim, num_blocks=blocks,
                         num_heads=heads, max_seq_len=200, dropout=0.2)
     train_cfg = TrainConfig(epochs=101, batch_size=128, lr=1e-3, betas=(0.9, 0.98), weight_decay=0.0,
@@ -381,7 +454,7 @@ def _generative_4090d(config: RunConfig, preset: str, batch_size: int) -> RunCon
 
 
 PRESETS: dict[str, RunConfig] = {
-    # The HSTU paper's public MovieLens settings (DESIGN §4).
+    # The HSTU paper's public MovieLens settings (its ML-1M / ML-20M configs).
     "hstu-ml1m": _paper("hstu-ml1m", "ml-1m", "hstu", 50, 2, 1, **_gpu()),
     "hstu-large-ml1m": _paper("hstu-large-ml1m", "ml-1m", "hstu", 50, 8, 2, **_gpu()),
     "sasrec-ml1m": _paper("sasrec-ml1m", "ml-1m", "sasrec", 50, 2, 1, **_gpu()),

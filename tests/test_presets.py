@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,165 @@ def test_old_run_config_without_kind_is_sequential() -> None:
     values["kind"] = "sequential"
     with pytest.raises(ConfigError):
         run_config_from_dict(values)
+
+
+# ---------------------------------------------------------------------------------- --set value checks
+def _set(*pairs: str, preset: str = "hstu-cpu"):
+    return get_preset(preset, parse_overrides(list(pairs)))
+
+
+@pytest.mark.parametrize(("pair", "message"), [
+    ("train.epochs=1.5", r"train\.epochs must be an integer, got 1\.5"),  # used to train 2 epochs
+    ("epochs=true", r"train\.epochs must be an integer, got True"),  # used to train 1
+    ("epochs=abc", r"train\.epochs must be an integer, got 'abc'"),
+    ("train.epochs=abc", r"train\.epochs must be an integer"),
+    ("lr=abc", r"train\.lr must be a finite number"),
+    ("lr=true", r"train\.lr must be a finite number"),
+    ("compile=maybe", r"train\.compile must be true or false, got 'maybe'"),
+    ("compile=1", r"train\.compile must be true or false"),
+    ("deterministic=0.5", r"train\.deterministic must be true or false"),
+    ("grad_clip=nan", r"train\.grad_clip must be a finite number, got nan"),
+    ("grad_clip=.inf", r"train\.grad_clip must be a finite number, got inf"),
+    ("lr=1e999", r"train\.lr must be a finite number"),
+    ("dropout=nan", r"model\.dropout must be a finite number"),
+    ("model.dim=64.0", r"model\.dim must be an integer, got 64\.0.*without a decimal point"),
+    ("num_blocks=2.5", r"model\.num_blocks must be an integer, got 2\.5"),
+    ("batch_size=1e12", r"train\.batch_size must be an integer"),
+    ("fusion=1", r"unknown fusion '1'"),
+    ("betas=0.9", r"train\.betas must be a list of 2 numbers"),
+    ("betas=[0.9, 0.98, 0.99]", r"train\.betas must be a list of 2 numbers"),
+    ("betas=[0.9, 1.0]", r"betas must both be in \[0, 1\)"),
+    ("ngram_sizes=2", r"model\.ngram_sizes must be a list of integers"),
+    ("ngram_sizes=[1, 2.5]", r"model\.ngram_sizes must be a list of integers"),
+    ("ngram_sizes=[]", r"model\.ngram_sizes must be a non-empty list"),
+    ("attention_dim=8.0", r"model\.attention_dim must be an integer or null"),
+    ("epochs=", r"train\.epochs must be an integer, got None"),
+])
+def test_set_values_checked_against_the_field_type(pair: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        _set(pair)
+
+
+@pytest.mark.parametrize(("pair", "message"), [
+    ("seed=-5", r"seed must be between 0 and 9223372036854775807"),
+    ("batch_size=1000000000000", r"batch_size must be between 1 and 1048576 \(2\*\*20, a sanity bound"),
+    ("eval_batch_size=2000000", r"eval_batch_size must be between 1 and 1048576"),
+    ("epochs=1048577", r"epochs must be between 1 and 1048576"),
+    ("model.dim=2097152", r"model\.dim must be between 1 and 1048576 \(2\*\*20, a sanity bound"),
+    ("max_seq_len=2097152", r"model\.max_seq_len must be between 1 and 1048576"),
+    ("attention_dim=0", r"model\.attention_dim must be between 1 and 1048576"),
+    ("sid_table_size=33554432", r"model\.sid_table_size must be between 1 and 16777216 \(2\*\*24"),
+    ("sid_codes=0", r"sid_codes must be between 1 and 1048576"),
+    ("sid_levels=-1", r"sid_levels must be between 1 and 1048576"),
+    ("model.dim=99999999999999999999999", r"model\.dim must be an integer.*64 bits"),
+    ("num_threads=-1", r"num_threads must be >= 0"),
+])
+def test_set_values_out_of_range_refused_before_any_data(pair: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        _set(pair)
+
+
+def test_generative_sections_are_checked_too() -> None:
+    with pytest.raises(ConfigError, match=r"model\.decode\.beam_width must be an integer"):
+        _set("model.decode.beam_width=2.5", preset="cobra-cpu")
+    with pytest.raises(ConfigError, match=r"model\.decode\.beam_items must be between 1 and 1048576"):
+        _set("model.decode.beam_items=2000000", preset="cobra-cpu")
+    with pytest.raises(ConfigError, match=r"model\.decode\.filter_history must be true or false"):
+        _set("model.decode.filter_history=maybe", preset="cobra-cpu")
+    with pytest.raises(ConfigError, match=r"model\.cache_size must be between 1 and 16777216"):
+        _set("model.cache_size=99999999", preset="cobra-cpu")
+    with pytest.raises(ConfigError, match=r"model\.beam_width must be an integer"):
+        _set("beam_width=true", preset="tiger-cpu")
+    with pytest.raises(ConfigError, match=r"model\.temperature must be a finite number"):
+        _set("model.temperature=nan", preset="cobra-cpu")
+
+
+def test_profile_and_sid_method_are_choices() -> None:
+    with pytest.raises(ConfigError, match=r"unknown profile 'nope'; choose one of \['4090d', 'cpu'\]"):
+        _set("profile=nope")
+    with pytest.raises(ConfigError, match=r"unknown sid_method 'x'"):
+        _set("sid_method=x")
+    assert _set("profile=4090d").profile == "4090d"
+    assert _set("sid_method=kmeans").sid_method == "kmeans"
+
+
+def test_malformed_yaml_names_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"cannot read the value of 'lr' \('\[1,'\) as YAML"):
+        _set("lr=[1,")
+    with pytest.raises(ConfigError, match="'model.dim'"):
+        _set("model.dim={a: ")
+
+
+def test_set_still_accepts_what_it_accepted() -> None:
+    c = _set("epochs=3", "lr=1e-3", "lr=2", "grad_clip=0", "compile=true", "deterministic=no", "seed=0",
+             "warmup_steps=0", "betas=[0, 0.5]", "attention_dim=16", "linear_dim=null", "fusion=null",
+             "ffn_dim=~", "sid_levels=2", "ngram_sizes=[1, 2, 3]", "model.sid_levels=2", "embedding=ngram",
+             "weight_decay=0.01", "num_threads=0", "encoder=tfidf", "dataset=ml-1m", "profile=cpu",
+             "preset=my-run.v2")
+    assert (c.train.epochs, c.train.lr, c.train.grad_clip, c.train.compile, c.train.deterministic) == (3, 2, 0,
+                                                                                                     True, False)
+    assert (c.train.betas, c.model.attention_dim, c.model.linear_dim, c.model.fusion, c.model.ffn_dim) == (
+        (0.0, 0.5), 16, None, None, None)
+    assert (c.model.ngram_sizes, c.model.sid_levels, c.sid_levels, c.encoder, c.preset) == (
+        (1, 2, 3), 2, 2, "tfidf", "my-run.v2")
+    assert isinstance(c.train.seed, int) and c.train.seed == 0
+    assert _set("fusion=mlp").model.fusion == "mlp"
+    # A string field takes the text as typed where YAML reads something else.
+    assert _set("preset=2024").preset == "2024"
+    assert _set("preset=2024-01-01").preset == "2024-01-01"
+    assert _set("model.decode.mode=beam", "model.decode.alpha=1", preset="cobra-cpu").model.decode.alpha == 1
+
+
+@pytest.mark.parametrize("pair", ["preset=../../x", "preset=a/b", "preset=..", "preset=a\\b", "preset=/tmp/x",
+                                  "encoder=../x", "encoder=/abs/model", "encoder=a/b/c", "encoder=owner/..",
+                                  "encoder=C:\\x", "dataset=../ml-100k", "dataset=ml/1m", "dataset=~/x",
+                                  "preset=.hidden", "encoder=./local"])
+def test_names_that_become_paths_are_refused(pair: str) -> None:
+    key = pair.partition("=")[0]
+    with pytest.raises(ConfigError, match=rf"^{key} '.*' is not a safe name: it becomes part of a file name"):
+        _set(pair)
+
+
+def test_hub_encoder_names_stay_inside_the_cache(tmp_path: Path) -> None:
+    c = _set("encoder=sentence-transformers/all-MiniLM-L6-v2", preset="hstu-sid-cpu")
+    assert c.encoder == "sentence-transformers/all-MiniLM-L6-v2"
+    assert _set("encoder=Qwen/Qwen3-Embedding-0.6B").encoder == "Qwen/Qwen3-Embedding-0.6B"
+    # cobra.train.semantic_ids names its cache file like this: the one '/' only makes a sub-folder of sid/.
+    root = tmp_path / "sid"
+    path = root / (f"{c.dataset}__{c.encoder}__{c.sid_method}__L{c.sid_levels}K{c.sid_codes}__abc__f64.npz")
+    assert path.resolve().is_relative_to(root.resolve())
+    # and default_run_dir: runs/<preset>-<time>
+    assert (tmp_path / "runs" / f"{c.preset}-20240101-000000").resolve().is_relative_to((tmp_path / "runs").resolve())
+
+
+def test_reloaded_configs_are_type_checked() -> None:
+    values = get_preset("hstu-cpu").to_dict()
+    values["train"]["epochs"] = 1.5
+    with pytest.raises(ConfigError, match=r"TrainConfig\.epochs must be an integer"):
+        run_config_from_dict(values)
+    values = get_preset("hstu-cpu").to_dict()
+    values["preset"] = "../../elsewhere"
+    with pytest.raises(ConfigError, match="preset '../../elsewhere' is not a safe name"):
+        run_config_from_dict(values)
+    values = get_preset("cobra-cpu").to_dict()
+    values["model"]["decode"]["beam_width"] = "4"
+    with pytest.raises(ConfigError, match=r"DecodeConfig\.beam_width must be an integer"):
+        run_config_from_dict(values)
+
+
+def test_direct_construction_is_checked() -> None:
+    with pytest.raises(ConfigError, match="epochs must be an integer"):
+        TrainConfig(epochs=1.5)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="seed must be between 0"):
+        TrainConfig(seed=-5)
+    with pytest.raises(ConfigError, match=r"model\.dim must be an integer"):
+        get_preset("hstu-cpu").replace(model=dataclasses.replace(get_preset("hstu-cpu").model, dim=64.0))
+    with pytest.raises(ConfigError, match="preset '../x' is not a safe name"):
+        get_preset("hstu-cpu").replace(preset="../x")
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_passes_the_new_checks(name: str) -> None:
+    config = PRESETS[name]
+    assert dataclasses.replace(config) == config
+    assert get_preset(name, parse_overrides([f"seed={config.train.seed}"])) == config
