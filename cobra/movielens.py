@@ -13,9 +13,13 @@ read straight out of the wheel (RecBole is never installed).
 Downloads go to ``data_home()/downloads/`` through a temporary file: the bytes
 are hashed while they stream in, and only a verified file is renamed into
 place, so a failed, partial or corrupt download never replaces a good copy.
-The parsed result is cached as parquet under ``data_home()/parsed/<name>/``
-with a JSON sidecar (row counts, sizes, provenance); a cache that does not
-match its sidecar is rebuilt.
+A cached download is verified against its pinned checksum every time it is
+used (not only after downloading); one that fails is fetched again.
+The parsed result is cached as parquet under ``data_home()/parsed/<name>/<source>/``
+with a JSON sidecar (row counts, sizes, a sha256 of every file and of the
+sidecar itself, provenance). Each file is hashed as it is read; a cache whose
+content does not match its sidecar is rebuilt from the verified download, with
+one warning line (``cache file ... is damaged (hash mismatch); rebuilding``).
 
 Conventions of the result (:class:`MovieLens`):
 
@@ -41,6 +45,7 @@ import http.client
 import io
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -51,7 +56,7 @@ import urllib.error
 import urllib.request
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,7 +73,7 @@ GROUPLENS = "https://files.grouplens.org/datasets/movielens"
 DEFAULT_TIMEOUT = 60.0  # seconds per blocking socket operation of a full download
 PROBE_TIMEOUT = 5.0  # seconds: how long source="auto" waits on GroupLens before using RecBole
 MAX_TAGS = 20  # tags kept per item
-CACHE_VERSION = 1  # bump when the parsed layout or its conventions change
+CACHE_VERSION = 2  # bump when the parsed layout or its conventions change (2: sha256 of every file)
 CHUNK = 1 << 20
 
 
@@ -160,7 +165,7 @@ class WheelSpec:
     item: str  # member path of the items file
 
 
-# DESIGN §6: the RecBole 1.2.1 wheel ships ml-100k as typed atomic files.
+# The RecBole 1.2.1 wheel on PyPI ships ml-100k as typed atomic files.
 RECBOLE_ML100K = WheelSpec(
     requirement="recbole==1.2.1",
     filename="recbole-1.2.1-py3-none-any.whl",
@@ -245,6 +250,62 @@ def verify_file(path: Path, *, sha256: str | None = None, md5: str | None = None
         raise DataError(f"checksum mismatch for {path}: {problem}. The file is corrupt or incomplete: "
                         f"delete {path} and run again to download a fresh copy.")
     return got
+
+
+def content_hash(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any] | None = None) -> str:
+    """sha256 of ``meta`` (canonical JSON) and of every array's name, dtype, shape and bytes.
+
+    Recorded in a cache file's metadata when it is written (:mod:`cobra.text`, :mod:`cobra.sid`) and
+    recomputed when it is read; independent of the file format, so it checks what the reader gets.
+    """
+    h = hashlib.sha256(json.dumps(dict(meta or {}), sort_keys=True).encode())
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        if a.dtype.hasobject:
+            raise TypeError(f"array {name!r} holds Python objects; only plain arrays can be hashed")
+        h.update(f"\x1f{name}\x1f{a.dtype.str}\x1f{a.shape}\x1f".encode())
+        h.update(a.reshape(-1).view(np.uint8).data)
+    return h.hexdigest()
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` file ``path``, each member read whole so its CRC-32 is checked.
+
+    Stricter than ``np.load``, which stops reading a member where its header says the array ends (a
+    damaged header then gives a silently different array): here a member must hold exactly its
+    header's array, no more and no less, and no pickled objects.
+
+    Raises:
+        ValueError: the file is missing, not a zip, or a member is damaged; the message says how.
+    """
+    out: dict[str, np.ndarray] = {}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                if not info.filename.endswith(".npy"):
+                    raise ValueError(f"unexpected member {info.filename!r}")
+                data = zf.read(info)  # the whole member: zipfile compares its CRC-32 at the end
+                fh = io.BytesIO(data)
+                version = np.lib.format.read_magic(fh)
+                if version == (1, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+                elif version == (2, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+                else:
+                    raise ValueError(f"{info.filename}: npy format version {version} is not supported")
+                if dtype.hasobject:
+                    raise ValueError(f"{info.filename} holds pickled objects")
+                count = math.prod(shape)
+                if count * dtype.itemsize != len(data) - fh.tell():
+                    raise ValueError(f"{info.filename} holds {len(data) - fh.tell():,} data bytes, its header "
+                                     f"announces {count * dtype.itemsize:,}")
+                arr = np.frombuffer(bytearray(data), dtype=dtype, count=count, offset=fh.tell())
+                out[info.filename[:-4]] = arr.reshape(shape, order="F" if fortran else "C")
+    except ValueError:
+        raise
+    except Exception as err:  # BadZipFile (CRC), EOFError, KeyError, OSError ...: all mean "damaged"
+        raise ValueError(f"{type(err).__name__}: {err}") from None
+    return out
 
 
 # ----------------------------------------------------------------------------- download
@@ -742,21 +803,38 @@ def _cache_dir(root: Path | None, name: str, source: str) -> Path:
     return _home(root) / "parsed" / name / source
 
 
+CACHE_FILES = ("interactions.parquet", "items.parquet", "maps.npz")
+
+
+def _sidecar_hash(meta: Mapping[str, Any]) -> str:
+    """sha256 of the sidecar's own content (its canonical JSON without the ``sha256`` key)."""
+    rest = {k: v for k, v in meta.items() if k != "sha256"}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()
+
+
 def _write_cache(ml: MovieLens, folder: Path, provenance: dict[str, Any]) -> None:
-    """Write parquet + npz + JSON sidecar into a temporary folder, then swap it into place."""
+    """Write parquet + npz + JSON sidecar into a temporary folder, then swap it into place.
+
+    The sidecar records each file's size and sha256 (and a sha256 of itself), so :func:`_read_cache`
+    notices any change to the bytes, not only a change of size.
+    """
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
         ml.interactions.to_parquet(tmp / "interactions.parquet", index=False)
         ml.items.to_parquet(tmp / "items.parquet", index=False)
         np.savez(tmp / "maps.npz", user_map=ml.user_map, item_map=ml.item_map)
-        meta = {
+        files = {}
+        for fname in CACHE_FILES:
+            digest = file_digests(tmp / fname)
+            files[fname] = {"size": digest["size"], "sha256": digest["sha256"]}
+        meta: dict[str, Any] = {
             "version": CACHE_VERSION, "name": ml.name, "source": ml.source,
             "interactions": len(ml.interactions), "num_users": ml.num_users, "num_items": ml.num_items,
-            "files": {f: (tmp / f).stat().st_size for f in ("interactions.parquet", "items.parquet",
-                                                             "maps.npz")},
-            "provenance": provenance,
+            "files": files, "provenance": provenance,
         }
+        meta = json.loads(json.dumps(meta))  # exactly what a reader will parse
+        meta["sha256"] = _sidecar_hash(meta)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
         tmp.chmod(0o755)
         if folder.exists():
@@ -771,28 +849,77 @@ def _write_cache(ml: MovieLens, folder: Path, provenance: dict[str, Any]) -> Non
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+class _Damaged(Exception):
+    """A parsed-cache file that fails its check: ``file`` names it, ``reason`` says how."""
+
+    def __init__(self, file: Path, reason: str) -> None:
+        super().__init__(f"cache file {file} is damaged ({reason})")
+        self.file, self.reason = file, reason
+
+
+def _read_verified(folder: Path, fname: str, expected: Any) -> bytes:
+    """The bytes of ``folder/fname``, read once and checked against the sidecar's size and sha256."""
+    path = folder / fname
+    if not isinstance(expected, dict) or not isinstance(expected.get("sha256"), str):
+        raise _Damaged(folder / "meta.json", f"no sha256 recorded for {fname}")
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise _Damaged(path, f"unreadable: {err.strerror or err}") from None
+    if len(data) != expected.get("size"):
+        raise _Damaged(path, f"size {len(data):,} bytes, expected {expected.get('size')}")
+    if hashlib.sha256(data).hexdigest() != expected["sha256"]:
+        raise _Damaged(path, "hash mismatch")
+    return data
+
+
 def _read_cache(folder: Path) -> MovieLens | None:
-    """Load a parsed cache, or None when absent, stale or inconsistent with its sidecar."""
+    """Load a parsed cache, or None (with one warning line) when absent, stale or damaged.
+
+    Every file is read once, hashed and compared with the sha256 its sidecar recorded when it was
+    written, then parsed from those same bytes; the sidecar is checked against its own hash.
+    """
     meta_path = folder / "meta.json"
     if not meta_path.is_file():
         return None
     try:
-        meta = json.loads(meta_path.read_text())
+        try:
+            meta = json.loads(meta_path.read_bytes())
+        except (OSError, ValueError) as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            raise _Damaged(meta_path, f"unreadable: {err}") from None
+        if not isinstance(meta, dict):
+            raise _Damaged(meta_path, "not a JSON object")
         if meta.get("version") != CACHE_VERSION:
-            return None
-        for fname, size in meta["files"].items():
-            if (folder / fname).stat().st_size != size:
-                raise ValueError(f"{fname} has the wrong size")
-        inter = pd.read_parquet(folder / "interactions.parquet")
-        items = pd.read_parquet(folder / "items.parquet")
-        with np.load(folder / "maps.npz", allow_pickle=False) as maps:
-            user_map, item_map = maps["user_map"], maps["item_map"]
+            if meta.get("sha256") is None or meta.get("sha256") == _sidecar_hash(meta):
+                log.warning("parsed cache %s was written by an older version of cobra (format %s, now %s); "
+                            "rebuilding it", folder, meta.get("version"), CACHE_VERSION)
+                return None
+            raise _Damaged(meta_path, "hash mismatch")
+        if meta.get("sha256") != _sidecar_hash(meta):
+            raise _Damaged(meta_path, "hash mismatch")
+        if (meta.get("name"), meta.get("source")) != (folder.parent.name, folder.name):
+            raise _Damaged(meta_path, f"it describes {meta.get('name')}/{meta.get('source')}")
+        files = meta.get("files")
+        if not isinstance(files, dict) or set(files) != set(CACHE_FILES):
+            raise _Damaged(meta_path, f"it should list {', '.join(CACHE_FILES)}")
+        raw = {fname: _read_verified(folder, fname, files[fname]) for fname in CACHE_FILES}
+        try:  # the bytes are the ones written: a failure here is a bug or an unreadable format
+            inter = pd.read_parquet(io.BytesIO(raw["interactions.parquet"]))
+            items = pd.read_parquet(io.BytesIO(raw["items.parquet"]))
+            with np.load(io.BytesIO(raw["maps.npz"]), allow_pickle=False) as maps:
+                user_map, item_map = maps["user_map"], maps["item_map"]
+        except Exception as err:
+            raise _Damaged(folder, f"unreadable: {type(err).__name__}: {err}") from None
         ok = (len(inter) == meta["interactions"] and len(items) == meta["num_items"]
               and len(user_map) == meta["num_users"] + 1 and len(item_map) == meta["num_items"] + 1)
         if not ok:
-            raise ValueError("row counts differ from meta.json")
-    except Exception as err:  # any damage means: rebuild from the verified archive
-        log.warning("parsed cache %s is damaged (%s); rebuilding it", folder, err)
+            raise _Damaged(folder, "row counts differ from meta.json")
+    except _Damaged as err:  # any damage means: rebuild from the verified download
+        log.warning("%s; rebuilding %s from the download", err, folder)
+        return None
+    except Exception as err:  # a sidecar that passes its hash but not our reading of it: rebuild too
+        log.warning("parsed cache %s is damaged (%s: %s); rebuilding it from the download", folder,
+                    type(err).__name__, err)
         return None
     return MovieLens(name=meta["name"], interactions=inter, items=items, user_map=user_map,
                      item_map=item_map, num_users=int(meta["num_users"]), num_items=int(meta["num_items"]),

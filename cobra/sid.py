@@ -22,6 +22,10 @@ fitted codes exactly; for ``balanced`` and ``seed-heuristic`` the fitted codes o
 differ from nearest-centroid codes for the items the capacities moved, which is why
 :class:`SemanticIDs` keeps the fitted codes.
 
+Files (:meth:`SemanticIDs.save`, :meth:`ResidualQuantizer.save`) are ``.npz`` archives without pickles whose
+JSON metadata records a sha256 of the whole content; loading recomputes it and range-checks the codes, and
+any damage is a :class:`SIDError` that names the file.
+
 Explained in chapters 03 (building semantic IDs) and 04 (diagnostics).
 """
 
@@ -685,14 +689,19 @@ class ResidualQuantizer:
     @classmethod
     def load(cls, path: str | Path) -> ResidualQuantizer:
         """Read a file written by :meth:`save` (or :meth:`SemanticIDs.save`)."""
-        arrays, meta = _read_npz(path)
+        arrays, meta, _ = _read_npz(path)
         return _quantizer_from(arrays, meta, path)
 
 
 def _write_npz(path: str | Path, arrays: dict[str, np.ndarray], meta: dict) -> Path:
+    """Write ``arrays`` and JSON ``meta`` atomically; ``meta`` gets ``sha256``, the content hash of both."""
+    from cobra.movielens import content_hash
+
     path = Path(path)
     if path.suffix != ".npz":
         path = path.with_suffix(path.suffix + ".npz")
+    meta = json.loads(json.dumps({k: v for k, v in meta.items() if k != "sha256"}))  # as a reader parses it
+    meta["sha256"] = content_hash(arrays, meta)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
     os.close(fd)
@@ -705,29 +714,102 @@ def _write_npz(path: str | Path, arrays: dict[str, np.ndarray], meta: dict) -> P
     return path
 
 
-def _read_npz(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
+def _read_npz(path: str | Path) -> tuple[dict[str, np.ndarray], dict, bool]:
+    """Arrays and metadata of a file written by :func:`_write_npz`, and whether it carried a content hash.
+
+    Every member is read whole (its CRC-32 checked, its size matching its header), then the sha256
+    recorded at write time is recomputed. A file from before content hashes (no ``sha256``) passes on
+    the CRC checks alone (third value False). Any damage is a :class:`SIDError` that names the file.
+    """
+    from cobra.movielens import content_hash, read_npz
+
     path = Path(path)
     if not path.exists():
         raise SIDError(f"no semantic-ID file at {path}; fit one first (python -m cobra sid ...)")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {name: z[name] for name in z.files}
+        arrays = read_npz(path)
         meta = json.loads(str(arrays.pop("meta")))
+        if not isinstance(meta, dict):
+            raise ValueError("its metadata is not a JSON object")
     except Exception as exc:  # noqa: BLE001 - any parse failure means the same thing to the user
-        raise SIDError(f"{path} is not a readable semantic-ID file ({exc}); delete it and fit again") from exc
+        raise SIDError(f"{path} is not a readable semantic-ID file ({exc}); delete it and fit again") from None
+    digest = meta.pop("sha256", None)
+    if digest is not None and digest != content_hash(arrays, meta):
+        raise SIDError(f"{path} is damaged (hash mismatch: its content differs from what was written); delete it "
+                       "and fit again")
     if meta.get("format") != "cobra.sid" or meta.get("version") != FORMAT_VERSION:
         raise SIDError(f"{path} has format {meta.get('format')!r} v{meta.get('version')}; fit again")
-    return arrays, meta
+    return arrays, meta, digest is not None
 
 
 def _quantizer_from(arrays: dict[str, np.ndarray], meta: dict, path: str | Path) -> ResidualQuantizer:
+    try:
+        shape = (int(meta["levels"]), int(meta["codes"]), int(meta["dim"]))
+        config = SIDConfig(**meta["config"])
+    except (KeyError, TypeError, ValueError, ConfigError) as exc:
+        raise SIDError(f"{path}: its metadata is damaged ({type(exc).__name__}: {exc}); delete it and fit "
+                       "again") from None
     books = arrays.get("codebooks")
-    shape = (meta["levels"], meta["codes"], meta["dim"])
-    if books is None or books.shape != shape:
+    if books is None or books.shape != shape or (config.levels, config.codes) != shape[:2]:
         raise SIDError(f"{path}: codebooks missing or not of shape {shape}; the file is corrupt, fit again")
-    q = ResidualQuantizer(SIDConfig(**meta["config"]))
+    if books.dtype.kind != "f" or not np.isfinite(books).all():
+        raise SIDError(f"{path}: codebooks are not finite floats; the file is corrupt, fit again")
+    q = ResidualQuantizer(config)
     q.codebooks = torch.from_numpy(books.astype(np.float32))
     return q
+
+
+def check_codes(codes: np.ndarray, *, codes_per_level: int, where: str | Path, num_items: int | None = None,
+                levels: int | None = None, remedy: str = "delete it and fit again") -> np.ndarray:
+    """``codes`` as (N, L + 1) int64 after checking them, else a :class:`SIDError` naming ``where``.
+
+    Checks: a 2-D integer array; ``N == num_items`` and ``L == levels`` when given; every level's
+    codes (all columns but the last) in ``[0, codes_per_level)``; the last column, the uniqueness code
+    (a rank within a group of items with equal codes), in ``[0, N)``.
+    """
+    codes = np.asarray(codes)
+    if codes.ndim != 2 or codes.dtype.kind not in "iu" or codes.shape[1] < 1:
+        raise SIDError(f"{where}: semantic-ID codes must be a 2-D integer array, got shape {codes.shape} "
+                       f"{codes.dtype}; the file is damaged: {remedy}")
+    n, width = codes.shape
+    if num_items is not None and n != num_items:
+        raise SIDError(f"{where} holds codes for {n} items, expected {num_items}; the file is damaged or "
+                       f"belongs to another dataset: {remedy}")
+    if levels is not None and width != levels + 1:
+        raise SIDError(f"{where} holds {width} code columns, expected {levels + 1} ({levels} levels and the "
+                       f"uniqueness code); the file is damaged: {remedy}")
+    for j in range(width):
+        col = codes[:, j]
+        top, what = (n, "uniqueness codes (last column)") if j == width - 1 else (
+            codes_per_level, f"level-{j + 1} codes")
+        bad = np.flatnonzero((col < 0) | (col >= top))
+        if bad.size:
+            raise SIDError(f"{where}: {what} must lie in [0, {top}), but item {int(bad[0]) + 1} has "
+                           f"{int(col[bad[0]])} ({bad.size} out of range); the file is damaged or comes from "
+                           f"another quantiser: {remedy}")
+    return codes.astype(np.int64, copy=False)
+
+
+def read_codes(path: str | Path, *, codes_per_level: int, num_items: int | None = None, key: str = "codes",
+               remedy: str = "delete it and fit again") -> np.ndarray:
+    """The (N, L + 1) int64 codes stored under ``key`` in the ``.npz`` file ``path``, checked.
+
+    Every member is read whole (CRC-32 checked), then :func:`check_codes` runs. A missing, truncated
+    or damaged file, or codes out of range, is a :class:`SIDError` that names the file and ``remedy``.
+    """
+    from cobra.movielens import read_npz
+
+    path = Path(path)
+    if not path.is_file():
+        raise SIDError(f"{path} is missing; {remedy}")
+    try:
+        arrays = read_npz(path)
+    except ValueError as exc:
+        raise SIDError(f"{path} is not a readable semantic-ID file ({exc}); {remedy}") from None
+    if key not in arrays:
+        raise SIDError(f"{path} holds no {key!r} array (it has {sorted(arrays)}); {remedy}")
+    return check_codes(arrays[key], codes_per_level=codes_per_level, num_items=num_items, where=path,
+                       remedy=remedy)
 
 
 # ------------------------------------------------------------------------------------ uniqueness code
@@ -788,13 +870,33 @@ class SemanticIDs:
         return _write_npz(path, arrays, meta)
 
     @classmethod
-    def load(cls, path: str | Path) -> SemanticIDs:
-        """Read a file written by :meth:`save`."""
-        arrays, meta = _read_npz(path)
-        if "sid_codes" not in arrays:
-            raise SIDError(f"{path} holds only a quantiser (no item codes); use ResidualQuantizer.load")
-        q = _quantizer_from(arrays, meta, path)
-        return cls(arrays["sid_codes"].astype(np.int64), q, q.config, float(meta.get("seconds", 0.0)))
+    def load(cls, path: str | Path, *, num_items: int | None = None) -> SemanticIDs:
+        """Read a file written by :meth:`save`, checked (see :func:`load_semantic_ids`)."""
+        return load_semantic_ids(path, num_items=num_items)[0]
+
+
+def load_semantic_ids(path: str | Path, *, num_items: int | None = None) -> tuple[SemanticIDs, bool]:
+    """Read a file written by :meth:`SemanticIDs.save`, and say whether it carried a content hash.
+
+    The content hash recorded at write time is checked (a file from an older version without one passes
+    on its members' CRC-32 alone: second value False), then the codes: ``L + 1`` columns, level codes in
+    ``[0, K)``, uniqueness codes in ``[0, N)``, and ``N == num_items`` when given.
+
+    Raises:
+        SIDError: missing, unreadable or damaged file, or codes out of range; the message names the file.
+    """
+    arrays, meta, hashed = _read_npz(path)
+    if "sid_codes" not in arrays:
+        raise SIDError(f"{path} holds only a quantiser (no item codes); use ResidualQuantizer.load")
+    q = _quantizer_from(arrays, meta, path)
+    codes = check_codes(arrays["sid_codes"], codes_per_level=q.config.codes, levels=q.config.levels,
+                        num_items=num_items, where=path)
+    try:
+        seconds = float(meta.get("seconds", 0.0))
+    except (TypeError, ValueError):
+        raise SIDError(f"{path}: its metadata is damaged (seconds = {meta.get('seconds')!r}); delete it and fit "
+                       "again") from None
+    return SemanticIDs(codes, q, q.config, seconds), hashed
 
 
 def fit_semantic_ids(

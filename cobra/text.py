@@ -18,7 +18,9 @@ when present (:func:`item_texts`). An *encoder* maps texts to vectors
 
 :func:`embed_items` embeds a dataset's items once and caches the vectors as
 ``.npz`` under ``data_home()/embeddings/``, keyed by dataset, a hash of the
-texts and the encoder's cache key, so a second call only reads the file.
+texts and the encoder's cache key, so a second call only reads the file. The
+file records a sha256 of its content when written; a file that no longer
+matches it (or cannot be read) is re-embedded, with one warning line.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from cobra.config import CobraError, data_home
+from cobra.titles import display_title
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,6 @@ QWEN3_MODEL = "Qwen/Qwen3-Embedding-0.6B"
 MAX_TAGS = 20
 MAX_KEYWORDS = 20
 MAX_CAST = 5
-_ARTICLES = ("The", "A", "An", "Les", "La", "Le", "L'", "Il", "Das", "Der", "Die", "El")
 
 
 class EncoderError(CobraError, RuntimeError):
@@ -67,24 +69,6 @@ def _missing(value: Any) -> bool:
         return bool(pd.isna(value))
     except (TypeError, ValueError):
         return False
-
-
-def display_title(title: str, year: Any = None) -> str:
-    """Readable title: drop a trailing ``(year)`` and move a trailing article to the front.
-
-    ``"Usual Suspects, The (1995)"`` -> ``"The Usual Suspects"``.
-    """
-    title = " ".join(str(title).split())
-    if not _missing(year):
-        title = re.sub(rf"\s*\({int(year)}\)$", "", title)
-    title = re.sub(r"\s*\(\d{4}\)$", "", title)
-    # "Shawshank Redemption, The" and "City of Lost Children, The (Cité des ...)" alike.
-    match = re.match(r"^(.*?), (" + "|".join(re.escape(a) for a in _ARTICLES) + r")(\s*\(.*\))?$", title)
-    if match:
-        head, article, rest = match.groups()
-        sep = "" if article.endswith("'") else " "
-        title = f"{article}{sep}{head}{rest or ''}"
-    return title
 
 
 def _as_list(value: Any, sep: str = r"\|") -> list[str]:
@@ -444,26 +428,54 @@ def _load_items(dataset: str) -> pd.DataFrame:
 
 
 def _read_cache(path: Path, n: int, key: str, thash: str) -> np.ndarray | None:
-    """Vectors from ``path`` if it is a valid cache file for these texts and this encoder, else None."""
+    """Vectors from ``path`` if it is an intact cache file for these texts and this encoder, else None.
+
+    The file's ``meta`` holds a sha256 of the vectors and the other metadata, recorded when it was
+    written (:func:`cobra.movielens.content_hash`); it is recomputed here, and a file that does not
+    match, or cannot be read, is reported in one warning line and recomputed by the caller. A file
+    written before content hashes existed (no ``sha256`` in its meta) is accepted when every member's
+    CRC-32 and every other check passes, and gets its hash recorded then.
+    """
+    from cobra.movielens import content_hash, read_npz
+
     if not path.is_file():
         return None
     try:
-        with np.load(path, allow_pickle=False) as z:
-            vec = z["vectors"]
-            meta = json.loads(str(z["meta"]))
-    except Exception as err:  # truncated, not a zip, missing arrays ...
-        log.warning("embedding cache %s is unreadable (%s); recomputing", path, type(err).__name__)
+        arrays = read_npz(path)  # every member read whole: its CRC-32 is checked
+        vec = arrays["vectors"]
+        meta = json.loads(str(arrays["meta"]))
+        if not isinstance(meta, dict):
+            raise ValueError("its metadata is not a JSON object")
+    except Exception as err:  # truncated, not a zip, missing arrays, damaged members ...
+        log.warning("embedding cache %s is unreadable (%s); re-embedding the items", path, err)
+        return None
+    digest = meta.pop("sha256", None)
+    if digest is not None and digest != content_hash({"vectors": vec}, meta):
+        log.warning("cache file %s is damaged (hash mismatch); re-embedding the items", path)
         return None
     ok = (vec.dtype == np.float32 and vec.ndim == 2 and vec.shape[0] == n and vec.shape[1] > 0
-          and meta.get("encoder_key") == key and meta.get("text_hash") == thash and np.isfinite(vec).all())
+          and meta.get("encoder_key") == key and meta.get("text_hash") == thash and bool(np.isfinite(vec).all()))
     if not ok:
-        log.warning("embedding cache %s does not match (shape %s); recomputing", path, vec.shape)
+        log.warning("embedding cache %s does not match (shape %s); re-embedding the items", path, vec.shape)
         return None
+    if digest is None:  # written by an older version: record the content hash of what was verified above
+        try:
+            _write_cache(path, vec, meta)
+        except OSError as err:
+            log.debug("could not add a content hash to %s (%s)", path, err)
     return vec
 
 
 def _write_cache(path: Path, vectors: np.ndarray, meta: dict[str, Any]) -> None:
-    """Atomic write: a temp file in the same directory, then ``os.replace``."""
+    """Atomic write: a temp file in the same directory, then ``os.replace``.
+
+    ``meta`` gets ``sha256``: the content hash of the vectors and the rest of ``meta``, checked by
+    :func:`_read_cache`.
+    """
+    from cobra.movielens import content_hash
+
+    meta = json.loads(json.dumps({k: v for k, v in meta.items() if k != "sha256"}))  # as a reader parses it
+    meta["sha256"] = content_hash({"vectors": vectors}, meta)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp", dir=path.parent)
     try:

@@ -10,6 +10,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import http.server
+import json
+import logging
+import shutil
+import subprocess
 import threading
 import zipfile
 from pathlib import Path
@@ -446,3 +450,114 @@ def test_sort_order_equals_lexsort_on_every_path(scale):
     stamp = rng.integers(0, 20, n) * (t_max // 20)  # many ties in time
     item = rng.integers(1, i_max, n)
     assert np.array_equal(ml.sort_order(user, stamp, item), np.lexsort((item, stamp, user)))
+
+
+# ----------------------------------------------------------------------------- cache integrity
+
+
+def _flip(path: Path, at: float = 0.5, bit: int = 0) -> None:
+    """Flip one bit of ``path``, at fraction ``at`` of its length."""
+    raw = bytearray(path.read_bytes())
+    raw[int(at * len(raw))] ^= 1 << bit
+    path.write_bytes(bytes(raw))
+
+
+def test_parsed_cache_records_hashes_and_rebuilds_a_flipped_bit(
+        server: Server, home: Path, csv_zip: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture):
+    serve_as(monkeypatch, server, "ml-latest-small", csv_zip.read_bytes())
+    data = load_movielens("ml-latest-small")
+    cache = home / "parsed" / "ml-latest-small" / "grouplens"
+    meta = json.loads((cache / "meta.json").read_text())
+    for fname in ("interactions.parquet", "items.parquet", "maps.npz"):
+        assert meta["files"][fname]["sha256"] == sha256((cache / fname).read_bytes())
+    assert meta["sha256"] == ml._sidecar_hash(meta)  # the sidecar checks itself too
+    hits = len(server.hits)
+    for fname in ("interactions.parquet", "items.parquet", "maps.npz", "meta.json"):
+        caplog.clear()
+        good = (cache / fname).read_bytes()
+        if fname == "meta.json":  # a flipped bit that keeps it valid JSON: "num_users": 2 -> 3
+            (cache / fname).write_text(good.decode().replace('"num_users": 2', '"num_users": 3'))
+        else:
+            _flip(cache / fname)  # sizes and row counts unchanged: only the hash can tell
+        with caplog.at_level(logging.WARNING, logger="cobra.movielens"):
+            again = load_movielens("ml-latest-small")
+        assert again.interactions.equals(data.interactions) and again.items.equals(data.items)
+        assert (again.item_map == data.item_map).all() and (again.user_map == data.user_map).all()
+        warnings = [r.getMessage() for r in caplog.records]
+        assert len(warnings) == 1, warnings
+        assert f"cache file {cache / fname} is damaged (hash mismatch); rebuilding" in warnings[0]
+        assert (cache / fname).read_bytes() == good  # rebuilt from the cached download, same bytes
+    assert len(server.hits) == hits  # the verified download was reused, not fetched again
+
+
+def test_parsed_cache_of_an_older_version_is_rebuilt(server: Server, home: Path, csv_zip: Path,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     caplog: pytest.LogCaptureFixture):
+    serve_as(monkeypatch, server, "ml-latest-small", csv_zip.read_bytes())
+    data = load_movielens("ml-latest-small")
+    sidecar = home / "parsed" / "ml-latest-small" / "grouplens" / "meta.json"
+    meta = json.loads(sidecar.read_text())
+    old = {k: v for k, v in meta.items() if k != "sha256"} | {
+        "version": 1, "files": {k: v["size"] for k, v in meta["files"].items()}}  # sizes only
+    sidecar.write_text(json.dumps(old))
+    with caplog.at_level(logging.WARNING, logger="cobra.movielens"):
+        again = load_movielens("ml-latest-small")
+    assert again.interactions.equals(data.interactions)
+    assert "older version" in caplog.text and "rebuilding" in caplog.text
+    assert json.loads(sidecar.read_text()) == meta
+
+
+def test_cached_download_is_verified_on_every_use(server: Server, home: Path, csv_zip: Path,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  caplog: pytest.LogCaptureFixture):
+    body = csv_zip.read_bytes()
+    serve_as(monkeypatch, server, "ml-latest-small", body)
+    data = load_movielens("ml-latest-small")
+    archive = home / "downloads" / "ml-latest-small.zip"
+    cache = home / "parsed" / "ml-latest-small" / "grouplens"
+    hits = len(server.hits)
+    # a damaged parsed cache is rebuilt from the download, which is verified first: a damaged one is refetched
+    _flip(cache / "items.parquet")
+    _flip(archive, at=0.3)
+    with caplog.at_level(logging.WARNING, logger="cobra.movielens"):
+        again = load_movielens("ml-latest-small")
+    assert again.interactions.equals(data.interactions) and again.items.equals(data.items)
+    assert len(server.hits) == hits + 1 and archive.read_bytes() == body
+    assert "checksum mismatch" in caplog.text and "downloading a fresh copy" in caplog.text
+    # when no good copy can be had, the damaged download is never parsed: a clear error instead
+    _flip(cache / "items.parquet")
+    _flip(archive, at=0.3)
+    server.routes.clear()
+    with pytest.raises(DataError, match="HTTP 404"):
+        load_movielens("ml-latest-small")
+
+
+@pytest.fixture(scope="module")
+def shared_wheel() -> Path:
+    try:
+        return ml.fetch_wheel()  # the shared default cache, verified (downloaded only when missing)
+    except DataError as err:
+        pytest.skip(f"the RecBole wheel is not available: {err}")
+
+
+def test_damaged_cached_wheel_is_fetched_again(shared_wheel: Path, home: Path, monkeypatch: pytest.MonkeyPatch):
+    wheel = home / "downloads" / ml.RECBOLE_ML100K.filename
+    wheel.parent.mkdir(parents=True)
+    wheel.write_bytes(shared_wheel.read_bytes())
+    _flip(wheel, at=0.6)  # still a readable zip: only the checksum can tell
+    calls = []
+
+    def pip_download(cmd, **kwargs):  # stands in for `pip download`, which needs the package index
+        calls.append(cmd)
+        dest = Path(cmd[cmd.index("-d") + 1])
+        (dest / ml.RECBOLE_ML100K.filename).write_bytes(shared_wheel.read_bytes())
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(ml.subprocess, "run", pip_download)
+    data = load_movielens("ml-100k", source="recbole")
+    assert len(calls) == 1 and wheel.read_bytes() == shared_wheel.read_bytes()
+    assert (data.num_users, data.num_items, len(data.interactions)) == (943, 1682, 100_000)
+    shutil.rmtree(home / "parsed")
+    assert load_movielens("ml-100k", source="recbole").interactions.equals(data.interactions)
+    assert len(calls) == 1  # an intact cached wheel is verified and used as it is

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -22,6 +23,8 @@ from cobra.sid import (
     capacitated_assign,
     fit_semantic_ids,
     kmeans,
+    load_semantic_ids,
+    read_codes,
     size_bounds,
     sq_distances,
 )
@@ -298,3 +301,87 @@ def test_gpu_fit_matches_cpu():
         assert b["utilization"] == a["utilization"] == 1.0
         assert b["entropy"] > 0.99 and a["entropy"] > 0.99
         assert b["mse"] < 1.5 * a["mse"]  # local optima differ with the draws; a broken fit is far worse
+
+
+# ------------------------------------------------------------------------------------ file integrity
+
+
+def _rewrite(path, **changes):
+    """Rewrite the npz at ``path`` with some arrays replaced (meta, hash included, kept as it was)."""
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    np.savez(path, **(arrays | changes))
+
+
+def test_sid_file_content_hash(tmp_path):
+    sids = fit_semantic_ids(blobs(60, 6, 4, seed=2), cfg(levels=2))
+    path = sids.save(tmp_path / "s.npz")
+    with np.load(path) as z:
+        meta = json.loads(str(z["meta"]))
+        books = z["codebooks"].copy()
+    assert len(meta["sha256"]) == 64
+    assert load_semantic_ids(path)[1] is True
+    books[0, 0, 0] += 1e-6  # still a valid npz, with codes in range: only the hash can tell
+    _rewrite(path, codebooks=books)
+    with pytest.raises(SIDError, match=rf"{path.name} is damaged \(hash mismatch"):
+        SemanticIDs.load(path)
+    with pytest.raises(SIDError, match="hash mismatch"):
+        ResidualQuantizer.load(path)
+    # a file from before content hashes loads on its CRC-32 checks, and says so
+    sids.save(path)
+    with np.load(path) as z:
+        meta = json.loads(str(z["meta"]))
+    del meta["sha256"]
+    _rewrite(path, meta=np.array(json.dumps(meta)))
+    old, hashed = load_semantic_ids(path)
+    assert not hashed and np.array_equal(old.codes, sids.codes)
+
+
+def test_sid_codes_are_range_checked(tmp_path):
+    sids = fit_semantic_ids(blobs(60, 6, 4, seed=2), cfg(levels=2, codes=4))
+    path = tmp_path / "s.npz"
+    for column, value, match in [(0, 4, r"level-1 codes must lie in \[0, 4\)"),
+                                 (1, 10**9, r"level-2 codes must lie in \[0, 4\).*1000000000"),
+                                 (0, -1, r"level-1 codes"),
+                                 (2, -1, r"uniqueness codes \(last column\) must lie in \[0, 60\)")]:
+        bad = sids.codes.copy()
+        bad[7, column] = value
+        dataclasses.replace(sids, codes=bad).save(path)  # a correct hash: the codes themselves are wrong
+        with pytest.raises(SIDError, match=match) as err:
+            SemanticIDs.load(path)
+        assert str(path) in str(err.value) and "item 8" in str(err.value)
+    sids.save(path)
+    assert SemanticIDs.load(path, num_items=60).codes.shape == (60, 3)
+    with pytest.raises(SIDError, match="codes for 60 items, expected 61"):
+        SemanticIDs.load(path, num_items=61)
+    dataclasses.replace(sids, codes=sids.codes[:, :2]).save(path)
+    with pytest.raises(SIDError, match="2 code columns, expected 3"):
+        SemanticIDs.load(path)
+
+
+def test_read_codes_errors_name_the_file(tmp_path):
+    codes = add_uniqueness(np.random.default_rng(0).integers(0, 4, (30, 2)))
+    path = tmp_path / "sid_codes.npz"
+    np.savez(path, codes=codes)
+    got = read_codes(path, codes_per_level=4, num_items=30)
+    assert got.dtype == np.int64 and np.array_equal(got, codes)
+    cases = {
+        "out of range": (codes + np.array([0, 10**9, 0]), r"level-2 codes must lie in \[0, 4\)"),
+        "wrong rows": (codes[:29], "codes for 29 items, expected 30"),
+        "not integers": (codes.astype(np.float64), "2-D integer array"),
+    }
+    for why, (bad, match) in cases.items():
+        np.savez(path, codes=bad)
+        with pytest.raises(SIDError, match=match) as err:
+            read_codes(path, codes_per_level=4, num_items=30)
+        assert str(path) in str(err.value), why
+    np.savez(path, codes=codes)
+    path.write_bytes(path.read_bytes()[:-30])  # truncated
+    with pytest.raises(SIDError, match="not a readable semantic-ID file") as err:
+        read_codes(path, codes_per_level=4, num_items=30)
+    assert str(path) in str(err.value)
+    np.savez(path, other=codes)
+    with pytest.raises(SIDError, match="holds no 'codes' array"):
+        read_codes(path, codes_per_level=4)
+    with pytest.raises(SIDError, match="is missing"):
+        read_codes(tmp_path / "none.npz", codes_per_level=4)

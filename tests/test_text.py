@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 
 import numpy as np
@@ -208,3 +210,44 @@ def test_embed_items_loads_dataset(tmp_path):
         pytest.skip(f"ml-100k loader not available here: {err}")
     emb = embed_items("ml-100k", "tfidf", cache_dir=tmp_path, progress=False)
     assert emb.vectors.shape[0] == len(items) == 1682
+
+
+def _npz(path) -> tuple[np.ndarray, dict]:
+    with np.load(path, allow_pickle=False) as z:
+        return z["vectors"], json.loads(str(z["meta"]))
+
+
+def test_embedding_cache_records_and_checks_a_content_hash(tmp_path, caplog):
+    items = _catalogue(60)
+    first = embed_items("toy", "tfidf", items=items, cache_dir=tmp_path, progress=False)
+    vectors, meta = _npz(first.path)
+    assert len(meta["sha256"]) == 64
+    # a valid npz whose vectors differ from the ones the hash was recorded for
+    changed = vectors.copy()
+    changed[3, 5] = np.nextafter(changed[3, 5], np.float32(2))
+    np.savez(first.path, vectors=changed, meta=np.array(json.dumps(meta, sort_keys=True)))
+    with caplog.at_level(logging.WARNING, logger="cobra.text"):
+        again = embed_items("toy", "tfidf", items=items, cache_dir=tmp_path, progress=False)
+    assert not again.cached and np.array_equal(again.vectors, first.vectors)
+    assert f"cache file {first.path} is damaged (hash mismatch); re-embedding" in caplog.text
+    assert np.array_equal(_npz(first.path)[0], vectors)  # rewritten
+    # an unreadable file (truncated) is re-embedded with one line too
+    caplog.clear()
+    first.path.write_bytes(first.path.read_bytes()[:-100])
+    with caplog.at_level(logging.WARNING, logger="cobra.text"):
+        third = embed_items("toy", "tfidf", items=items, cache_dir=tmp_path, progress=False)
+    assert not third.cached and np.array_equal(third.vectors, first.vectors)
+    assert len(caplog.records) == 1 and "unreadable" in caplog.text and str(first.path) in caplog.text
+    assert embed_items("toy", "tfidf", items=items, cache_dir=tmp_path, progress=False).cached
+
+
+def test_embedding_cache_without_hash_gets_one(tmp_path):
+    """A file written before content hashes is used as it is (its members' CRC-32 checked) and gets a hash."""
+    items = _catalogue(60)
+    first = embed_items("toy", "tfidf", items=items, cache_dir=tmp_path, progress=False)
+    vectors, meta = _npz(first.path)
+    del meta["sha256"]
+    np.savez(first.path, vectors=vectors, meta=np.array(json.dumps(meta, sort_keys=True)))
+    again = embed_items("toy", "tfidf", items=items, cache_dir=tmp_path, progress=False)
+    assert again.cached and np.array_equal(again.vectors, vectors)
+    assert "sha256" in _npz(first.path)[1]
