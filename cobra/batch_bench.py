@@ -32,12 +32,12 @@ from typing import Any
 
 import numpy as np
 
-from cobra.bench import mean_std, write_result
+from cobra.bench import check_out_file, mean_std, write_result
 from cobra.config import ConfigError, data_home
 from cobra.data import TrainWindows
 from cobra.losses import VID_NEGATIVES
 from cobra.presets import RunConfig, get_preset
-from cobra.train import fit, load_split
+from cobra.train import Interrupted, fit, load_split
 
 BATCH_SIZES = (16, 64, 256)
 NEGATIVES = ("in-batch", "catalogue")
@@ -137,12 +137,48 @@ def bench_batch(preset: str = "cobra-cpu", batch_sizes: Sequence[int] = BATCH_SI
             "seeds": seeds, "cells": cells, "change": change}
 
 
-def cli_bench_batch(args: Any) -> dict[str, Any]:
+def _positive_ints(text: str | Sequence[int], flag: str) -> list[int]:
+    """``"16,64,256"`` -> ``[16, 64, 256]``; anything else is a ConfigError naming ``flag``."""
+    if not isinstance(text, str):
+        values = list(text)
+    else:
+        try:
+            values = [int(v) for v in text.split(",")]
+        except ValueError:
+            values = []
+    if not values or min(values) < 1:
+        raise ConfigError(f"{flag} takes comma-separated positive integers, e.g. {flag} 16,64,256; got {text!r}")
+    return values
+
+
+def cli_bench_batch(batch_sizes: str | Sequence[int] | None = None, negatives: str | Sequence[str] | None = None,
+                    seeds: int | None = None, device: str | None = None, jobs: int | None = None,
+                    out: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
     """``python -m cobra bench batch [--batch-sizes 16,64,256] [--negatives in-batch,catalogue] [--seeds 3]
-    [--device cuda] [--jobs N] [--out FILE] [--json]``; with ``--out`` the JSON is also written to ``FILE``."""
-    sizes = [int(b) for b in str(getattr(args, "batch_sizes", None) or ",".join(map(str, BATCH_SIZES))).split(",")]
-    negatives = [n.strip() for n in str(getattr(args, "negatives", None) or ",".join(NEGATIVES)).split(",")]
-    result = bench_batch(batch_sizes=sizes, negatives=negatives, seeds=int(getattr(args, "seeds", None) or 3),
-                         device=getattr(args, "device", None), progress=not getattr(args, "json", False),
-                         jobs=int(getattr(args, "jobs", None) or 1))
-    return write_result(result, getattr(args, "out", None))
+    [--device cuda] [--jobs N] [--out FILE] [--json]``; with ``--out`` the JSON is also written to ``FILE``.
+
+    The arguments are the flags' strings (None: the defaults); each is checked before any training."""
+    sizes = list(BATCH_SIZES) if batch_sizes is None else _positive_ints(batch_sizes, "--batch-sizes")
+    if negatives is None:
+        negatives = list(NEGATIVES)
+    elif isinstance(negatives, str):
+        negatives = [n.strip() for n in negatives.split(",")]
+    seeds = 3 if seeds is None else seeds
+    jobs = 1 if jobs is None else jobs
+    for flag, value in (("--seeds", seeds), ("--jobs", jobs)):
+        if value < 1:
+            raise ConfigError(f"{flag} must be >= 1, got {value}")
+    if device is not None:
+        import torch
+
+        try:
+            torch.device(device)
+        except RuntimeError:
+            raise ConfigError(f"unknown --device {device!r}; use cpu, cuda or cuda:N") from None
+    check_out_file(out)
+    try:
+        result = bench_batch(batch_sizes=sizes, negatives=negatives, seeds=seeds, device=device, progress=progress,
+                             jobs=jobs)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted; run the same command to resume (finished runs are reused)") from None
+    return write_result(result, out)

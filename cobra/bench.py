@@ -3,12 +3,12 @@
 Speed and quality targets live here, not in timed unit tests: each benchmark
 runs its contenders side by side in one process and reports what it measured
 (and the ratios between them), so a noisy shared machine hurts every
-contender alike. Registered in :data:`BENCHMARKS`.
+contender alike. Registered in :data:`BENCHMARKS`, with the options each one
+takes in :data:`BENCH_OPTIONS` (the CLI refuses the others).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -17,9 +17,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cobra.config import get_profile
+from cobra.config import ConfigError, get_profile
 
-Bench = Callable[[argparse.Namespace], dict[str, Any]]
+Bench = Callable[..., dict[str, Any]]  # run(*, profile, progress, **options) -> result
 
 
 def mean_std(key: str, values: Sequence[float]) -> dict[str, float]:
@@ -44,6 +44,7 @@ def write_result(result: dict[str, Any], out: str | None) -> dict[str, Any]:
     """
     if not out:
         return result
+    check_out_file(out)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"command": "python -m cobra " + " ".join(sys.argv[1:]), "machine": machine(), **result}
@@ -51,42 +52,49 @@ def write_result(result: dict[str, Any], out: str | None) -> dict[str, Any]:
     return {**record, "out": str(path)}
 
 
-def _bench_data(args: argparse.Namespace) -> dict[str, Any]:
+def check_out_file(out: str | Path | None) -> None:
+    """Refuse an ``--out`` that names a directory (checked before a benchmark runs, not after)."""
+    if out and Path(out).is_dir():
+        raise ConfigError(f"--out {out} is a directory; a benchmark's --out takes a file to write its JSON result "
+                          f"to, e.g. --out {Path(out) / 'bench.json'}")
+
+
+def _bench_data(*, profile: str | None = None, progress: bool = True) -> dict[str, Any]:
     """Sequences and the leave-one-out split from 20M synthetic ML-20M-shaped interactions."""
     from cobra.data import bench_data
 
     return bench_data()
 
 
-def _bench_sid(args: argparse.Namespace) -> dict[str, Any]:
+def _bench_sid(*, profile: str | None = None, progress: bool = True) -> dict[str, Any]:
     """The three SID methods and scikit-learn's KMeans on ML-100K vectors and a 27k x 1024 set."""
     from cobra.sid_bench import bench_sid
     from cobra.text import embed_items
 
-    prof = get_profile(args.profile)
-    vectors = embed_items(prof.dataset, prof.encoder, progress=not args.json).vectors
-    return bench_sid(vectors, verbose=not args.json)
+    prof = get_profile(profile)
+    vectors = embed_items(prof.dataset, prof.encoder, progress=progress).vectors
+    return bench_sid(vectors, verbose=progress)
 
 
-def _bench_speed(args: argparse.Namespace) -> dict[str, Any]:
+def _bench_speed(*, profile: str | None = None, progress: bool = True) -> dict[str, Any]:
     """Training throughput and peak memory of HSTU and SASRec at T = 50..400."""
     from cobra.train_bench import cli_bench_speed
 
-    return cli_bench_speed(args)
+    return cli_bench_speed(progress=progress)
 
 
-def _bench_quality(args: argparse.Namespace) -> dict[str, Any]:
+def _bench_quality(*, profile: str | None = None, progress: bool = True, **options: Any) -> dict[str, Any]:
     """Mean and std of HR@10 / NDCG@10 over seeds for a list of presets, with the popular baseline."""
     from cobra.train_bench import cli_bench_quality
 
-    return cli_bench_quality(args)
+    return cli_bench_quality(progress=progress, **options)
 
 
-def _bench_batch(args: argparse.Namespace) -> dict[str, Any]:
+def _bench_batch(*, profile: str | None = None, progress: bool = True, **options: Any) -> dict[str, Any]:
     """COBRA's test NDCG@10 per (VID negatives, batch size), trained to convergence on one step clock."""
     from cobra.batch_bench import cli_bench_batch
 
-    return cli_bench_batch(args)
+    return cli_bench_batch(progress=progress, **options)
 
 
 BENCHMARKS: dict[str, Bench] = {
@@ -95,4 +103,12 @@ BENCHMARKS: dict[str, Bench] = {
     "speed": _bench_speed,
     "quality": _bench_quality,
     "batch": _bench_batch,
+}
+# The keyword options (CLI flags) each benchmark takes besides --profile and --json; any other is refused.
+BENCH_OPTIONS: dict[str, tuple[str, ...]] = {
+    "data": (),
+    "sid": (),
+    "speed": (),
+    "quality": ("models", "seeds", "sets", "resume", "out"),
+    "batch": ("batch_sizes", "negatives", "seeds", "device", "jobs", "out"),
 }

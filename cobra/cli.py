@@ -4,18 +4,24 @@ Every command takes ``--profile`` (default ``$COBRA_PROFILE`` or ``cpu``) and
 ``--json``; with ``--json`` the last line printed is one JSON object, so
 scripts can ``tail -n 1`` it. Commands are registered in :data:`COMMANDS`
 (name -> (help, add_arguments, run)); there is no if-chain on names.
+
+A mistake (a bad flag value, flags that do not go together, a file where a
+directory belongs) is one ``error: ...`` line on stderr and exit code 2;
+Ctrl-C is one line saying how to resume and exit code 130.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from cobra.config import PROFILES, CobraError, ConfigError, get_profile
+from cobra.config import HOME_ENV, PROFILES, CobraError, ConfigError, get_profile
 
 Runner = Callable[[argparse.Namespace], dict[str, Any]]
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Runner]] = {}
@@ -87,9 +93,15 @@ def _eval(args: argparse.Namespace) -> dict[str, Any]:
     from cobra.metrics import BASELINES, evaluate_baseline
 
     if args.run:
+        if args.dataset:
+            raise ConfigError("--dataset goes with --baseline; a run is scored on the dataset it was trained on "
+                              "(its config.json): drop --dataset")
         from cobra.train import cli_eval_run
 
-        return cli_eval_run(args)
+        return cli_eval_run(args.run, split=args.split, decode=args.decode)
+    if args.decode is not None:
+        raise ConfigError("--decode chooses how a COBRA run decodes (eval --run DIR --decode MODE); a baseline has "
+                          "one way to score items: drop --decode")
     if not args.baseline:
         raise ConfigError(f"eval needs --baseline ({' | '.join(BASELINES)}) or --run DIR")
     return evaluate_baseline(args.baseline, args.dataset or get_profile(args.profile).dataset, split=args.split)
@@ -108,7 +120,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 def _train(args: argparse.Namespace) -> dict[str, Any]:
     from cobra.train import cli_train
 
-    return cli_train(args)
+    return cli_train(preset=args.preset, sets=args.set, out=args.out, profile=args.profile, progress=not args.json)
 
 
 @command("presets", "list the named presets", lambda p: None)
@@ -134,6 +146,12 @@ def _sid(args: argparse.Namespace) -> dict[str, Any]:
     from cobra.sid import SIDConfig, fit_semantic_ids
     from cobra.sid_metrics import sid_report
 
+    for flag, value in (("--levels", args.levels), ("--codes", args.codes)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag} must be >= 1, got {value}; leave it out for the profile's")
+    if args.vectors and (args.dataset or args.encoder):
+        raise ConfigError("--vectors quantises a saved matrix; --dataset and --encoder choose the vectors otherwise: "
+                          "pass one or the other")
     prof = get_profile(args.profile)
     if args.vectors:
         from cobra.sid_bench import load_vectors
@@ -144,8 +162,8 @@ def _sid(args: argparse.Namespace) -> dict[str, Any]:
 
         vectors = embed_items(args.dataset or prof.dataset, args.encoder or prof.encoder,
                               progress=not args.json).vectors
-    config = SIDConfig(levels=args.levels or prof.sid_levels, codes=args.codes or prof.sid_codes,
-                       method=args.method, seed=args.seed)
+    config = SIDConfig(levels=prof.sid_levels if args.levels is None else args.levels,
+                       codes=prof.sid_codes if args.codes is None else args.codes, method=args.method, seed=args.seed)
     start = time.perf_counter()
     sids = fit_semantic_ids(vectors, config)
     return sid_report(vectors, sids, seconds=time.perf_counter() - start)
@@ -155,25 +173,40 @@ def _sid(args: argparse.Namespace) -> dict[str, Any]:
 def _bench_args(p: argparse.ArgumentParser) -> None:
     from cobra.bench import BENCHMARKS
 
+    # Defaults are None (= not given): each benchmark takes only its own flags (cobra.bench.BENCH_OPTIONS).
     p.add_argument("name", choices=sorted(BENCHMARKS), help="which benchmark")
     p.add_argument("--models", help="bench quality: comma-separated presets "
                    "(default hstu-cpu,sasrec-cpu,hstu-sid-cpu,tiger-cpu,cobra-cpu)")
-    p.add_argument("--seeds", type=int, default=3, help="bench quality / batch: seeds per model or cell")
+    p.add_argument("--seeds", type=int, help="bench quality / batch: seeds per model or cell (default 3)")
     p.add_argument("--out", help="bench quality / batch: also write the JSON result to this file")
-    p.add_argument("--resume", action="store_true", help="bench quality: reuse finished runs instead of retraining")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("--resume", action="store_true", default=None,
+                   help="bench quality: reuse finished runs instead of retraining")
+    p.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE",
                    help="bench quality: override a setting of every run (repeatable), e.g. model.lambda_vid=0")
     p.add_argument("--batch-sizes", help="bench batch: comma-separated batch sizes (default 16,64,256)")
     p.add_argument("--negatives", help="bench batch: comma-separated VID negatives (default in-batch,catalogue)")
     p.add_argument("--device", help="bench batch: device of the runs (default the preset's)")
-    p.add_argument("--jobs", type=int, default=1, help="bench batch: runs trained at once, one process each")
+    p.add_argument("--jobs", type=int, help="bench batch: runs trained at once, one process each (default 1)")
+
+
+def _flag(option: str) -> str:
+    return "--set" if option == "sets" else "--" + option.replace("_", "-")
 
 
 @command("bench", "benchmarks that print measured ratios side by side", _bench_args)
 def _bench(args: argparse.Namespace) -> dict[str, Any]:
-    from cobra.bench import BENCHMARKS
+    from cobra.bench import BENCH_OPTIONS, BENCHMARKS
 
-    return BENCHMARKS[args.name](args)
+    every = sorted({o for options in BENCH_OPTIONS.values() for o in options})
+    given = {o: getattr(args, o) for o in every if getattr(args, o) is not None}
+    takes = BENCH_OPTIONS[args.name]
+    extra = [_flag(o) for o in given if o not in takes]
+    if extra:
+        users = sorted({name for o in given if o not in takes for name, opts in BENCH_OPTIONS.items() if o in opts})
+        own = f"its options are {', '.join(map(_flag, takes))}" if takes else "it takes no options"
+        raise ConfigError(f"bench {args.name} does not use {', '.join(extra)} (for bench {' / '.join(users)}); "
+                          f"{own} besides --profile and --json")
+    return BENCHMARKS[args.name](profile=args.profile, progress=not args.json, **given)
 
 
 # ---------------------------------------------------------------- main ----
@@ -189,13 +222,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_home() -> None:
+    """Refuse a ``$COBRA_HOME`` that cannot be a directory (a file, or under one) before any command uses it."""
+    env = os.environ.get(HOME_ENV)
+    if not env:
+        return
+    path = Path(env).expanduser()
+    for where in (path, *path.parents):
+        if where.exists():
+            if not where.is_dir():
+                raise ConfigError(f"{HOME_ENV}={env} cannot be a directory: {where} is a file; point {HOME_ENV} at a "
+                                  "directory for downloads and caches (created if missing), or unset it")
+            return
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _check_home()
         result = args.handler(args)
     except (CobraError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:
+        train = sys.modules.get("cobra.train")  # its Interrupted says how to resume; only it can have raised one
+        interrupted = train is not None and isinstance(err, train.Interrupted)
+        print(str(err) if interrupted else "interrupted", file=sys.stderr)
+        return 130
     if args.json:
         print(json.dumps(result))
     else:

@@ -11,7 +11,7 @@ Pipeline::
         --leave_one_out--> LeaveOneOut (train part, valid/test targets and histories)
         --train_loader / eval_batches--> Batch (right-padded tensors)
 
-Conventions (DESIGN §7): items are 1..N with 0 = padding, users are 1..U. Events of a user are ordered by
+Conventions: items are 1..N with 0 = padding, users are 1..U. Events of a user are ordered by
 ``(timestamp, item)``, so ties in timestamps are broken deterministically by the item id.
 """
 

@@ -2,8 +2,9 @@
 
 Explained in chapter 01 (book/01_data.py).
 
-Protocol (DESIGN §4): every user with a target is scored against all ``N`` items; column 0 (padding) and the
-items of the user's history are removed from the ranking, except the target itself, which is always kept.
+Protocol (the HSTU paper's MovieLens evaluation): every user with a target is scored against all ``N`` items;
+column 0 (padding) and the items of the user's history are removed from the ranking, except the target itself,
+which is always kept.
 
 Ties are handled exactly: a tied score is ranked as if ties were broken uniformly at random, and the
 metrics are the *expected* values under that random order (see :func:`rank_metrics`). A recommender that

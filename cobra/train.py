@@ -12,6 +12,8 @@ Explained in chapter 06 (book/06_hstu.py).
         metrics.jsonl   one line per epoch: epoch, step, loss, valid metrics, seconds, tokens_per_second
         result.json     the final test metrics of best.pt (what ``fit`` returns)
         sid_codes.npz   the semantic IDs, for models with SID embeddings
+        .cobra-run      marks the directory as a run (cobra version, creation time): fit refuses to write
+                        into a non-empty directory without it, and only ever removes the files above
 
 The loop knows no model by name: every kind of :data:`cobra.model_kinds.MODELS` (``sequential`` HSTU /
 SASRec, ``cobra``, ``tiger``) is built by its registry entry and trained through one protocol,
@@ -44,9 +46,10 @@ import json
 import math
 import os
 import random
+import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +71,10 @@ SELECT_METRIC = "ndcg@10"  # validation metric for early stopping and best.pt
 # Keys of a run's config that may change when a run is resumed (they do not change what was trained).
 RESUMABLE_KEYS = {"epochs", "patience", "eval_batch_size", "compile", "device", "num_threads"}
 CHECKPOINT_VERSION = 1
+RUN_MARKER = ".cobra-run"  # written by fit into every run directory: the directory is a run, fit may clear it
+# Everything fit writes into a run directory: the only names it ever removes (when a run starts over).
+RUN_FILES = frozenset({"config.json", "last.pt", "best.pt", "metrics.jsonl", "result.json", "sid_codes.npz",
+                       "tensorboard", RUN_MARKER})
 AMP_DTYPES: dict[str, torch.dtype | None] = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -286,7 +293,9 @@ def semantic_ids(config: RunConfig, progress: bool = False) -> np.ndarray:
     Embeds the item texts with ``config.encoder`` (:func:`cobra.text.embed_items`, itself cached) and
     fits a residual quantiser with ``config.sid_levels`` x ``config.sid_codes`` (:mod:`cobra.sid`).
     """
-    from cobra.sid import SemanticIDs, SIDConfig, fit_semantic_ids
+    import logging
+
+    from cobra.sid import SIDConfig, SIDError, fit_semantic_ids, load_semantic_ids
     from cobra.text import embed_items
 
     sid_config = SIDConfig(levels=config.sid_levels, codes=config.sid_codes, method=config.sid_method)
@@ -297,10 +306,22 @@ def semantic_ids(config: RunConfig, progress: bool = False) -> np.ndarray:
     path = data_home() / "sid" / (f"{config.dataset}__{config.encoder}__{config.sid_method}__L{config.sid_levels}"
                                   f"K{config.sid_codes}__{digest}__f64.npz")
     if path.is_file():
-        with contextlib.suppress(Exception):
-            return SemanticIDs.load(path).codes
+        # The file's content hash, its codes' ranges and its row count are checked; a damaged file is refitted.
+        try:
+            sids, hashed = load_semantic_ids(path, num_items=len(vectors))
+            if (sids.config.levels, sids.config.codes) != (config.sid_levels, config.sid_codes):
+                raise SIDError(f"{path} holds {sids.config.levels} x {sids.config.codes} codes, expected "
+                               f"{config.sid_levels} x {config.sid_codes}")
+        except SIDError as err:  # the message names the file and says what is wrong with it
+            logging.getLogger(__name__).warning("%s; refitting the semantic IDs",
+                                                str(err).removesuffix("; delete it and fit again"))
+        else:
+            if not hashed:  # written before content hashes: record one for the codes checked above
+                with contextlib.suppress(OSError):
+                    sids.save(path)
+            return sids.codes
     sids = fit_semantic_ids(vectors, sid_config)
-    sids.save(path)  # atomic
+    sids.save(path)  # atomic, with a content hash
     return sids.codes
 
 
@@ -435,6 +456,22 @@ def _save_codes(path: Path, codes: np.ndarray) -> None:
         np.savez(f, codes=np.asarray(codes, dtype=np.int64))
 
 
+def load_run_codes(path: str | Path, config: RunConfig) -> np.ndarray:
+    """A run's ``sid_codes.npz``: (N, L + 1) int64 codes, checked against ``config``.
+
+    The file is read whole (each member's CRC-32 checked); N must be ``config.model.num_items``, level
+    codes must lie in ``[0, config.sid_codes)`` and uniqueness codes in ``[0, N)``.
+
+    Raises:
+        SIDError: missing, truncated or damaged file, wrong row count or codes out of range; the message
+            names the file (the CLI prints it as one ``error:`` line).
+    """
+    from cobra.sid import read_codes
+
+    return read_codes(path, codes_per_level=config.sid_codes, num_items=config.model.num_items,
+                      remedy="restore it from a copy, or retrain the run (a new --out)")
+
+
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     """``torch.save(state)`` atomically: a crash while writing leaves the previous file intact."""
     path = Path(path)
@@ -450,8 +487,23 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:
-        raise ConfigError(f"checkpoint {path} cannot be read ({type(err).__name__}: {err}); "
-                          "delete it to start the run over") from None
+        # Not torch's own message: it advises weights_only=False, which would run code from a file we cannot read.
+        raise ConfigError(f"checkpoint {path} is damaged and cannot be read ({type(err).__name__}); restore it from "
+                          f"a copy, or start the run over: delete {path.parent / 'last.pt'} and run the same train "
+                          "command") from None
+
+
+def load_weights(model: nn.Module, checkpoint: dict[str, Any], path: Path, run_dir: Path) -> None:
+    """``model.load_state_dict(checkpoint["model"])``, refusing weights of another shape with a readable error."""
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except (RuntimeError, KeyError, TypeError, ValueError) as err:
+        lines = [ln.strip() for ln in str(err).strip().splitlines()] or [type(err).__name__]
+        first = lines[min(1, len(lines) - 1)].rstrip(".")  # torch: a heading, then one line per mismatch
+        raise ConfigError(
+            f"{path} does not fit the model that {run_dir / 'config.json'} describes ({first}); was config.json "
+            "edited after training? Restore its model settings, or train a new run (a new --out)"
+        ) from None
 
 
 @dataclass
@@ -530,11 +582,63 @@ def default_run_dir(preset: str) -> Path:
     return data_home() / "runs" / f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def run_dir_problem(out_dir: str | Path) -> str | None:
+    """Why :func:`fit` must not write into ``out_dir`` (a message), or None when it may.
+
+    It may when ``out_dir`` does not exist yet, is an empty directory, holds the :data:`RUN_MARKER` that ``fit``
+    writes into every run directory, or is a run written before that marker existed (a readable
+    ``config.json`` and nothing but files ``fit`` writes). Anything else is someone else's directory.
+    """
+    out_dir = Path(out_dir)
+    for path in (out_dir, *out_dir.parents):
+        if path.exists():
+            if not path.is_dir():
+                return (f"{path} is a file, not a directory; --out takes a run directory (a new or empty one, or "
+                        "one that python -m cobra train wrote)")
+            break
+    if not out_dir.is_dir() or (out_dir / RUN_MARKER).is_file():
+        return None
+    names = sorted(p.name for p in out_dir.iterdir())
+    if not names:
+        return None
+    foreign = [n for n in names if n not in RUN_FILES and not (n.startswith(".") and n.endswith(".tmp"))]
+    if not foreign:
+        with contextlib.suppress(Exception):  # a run from before the marker: adopt it
+            load_run_config(out_dir)
+            return None
+    shown = ", ".join((foreign or names)[:3]) + (", ..." if len(foreign or names) > 3 else "")
+    return (f"{out_dir} is not empty ({shown}) and is not a run directory of python -m cobra train (it has no "
+            f"{RUN_MARKER} file); train into a new or empty directory (another --out)")
+
+
+def _claim_run_dir(out_dir: Path) -> None:
+    """Create ``out_dir`` and mark it as a run directory (:data:`RUN_MARKER`: cobra version, creation time)."""
+    from cobra import __version__
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    marker = out_dir / RUN_MARKER
+    if not marker.is_file():
+        marker.write_text(json.dumps({"cobra": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}) + "\n")
+
+
+def _diverged(config: RunConfig, epoch: int, what: str, out_dir: Path) -> ConfigError:
+    lr = suggested = config.train.lr
+    with contextlib.suppress(Exception):
+        suggested = get_preset(config.preset).train.lr
+    if suggested >= lr:
+        suggested = lr / 10
+    return ConfigError(
+        f"training diverged in epoch {epoch}: {what} (train.lr={lr:g}); the learning rate is probably too high. "
+        f"Train again with a lower one, e.g. --set train.lr={suggested:g}, into a new --out (or delete {out_dir}"
+        + ("; its last checkpoint is from before the divergence)" if (out_dir / "last.pt").is_file() else ")")
+    )
+
+
 def _check_resumable(saved: RunConfig, config: RunConfig, out_dir: Path) -> None:
     if saved.text_vectors is not None and saved.text_vectors != config.text_vectors:
         raise ConfigError(f"{out_dir} was trained with text vectors {saved.text_vectors} but they are now "
-                          f"{config.text_vectors} (the embedding cache changed); pick another --out or pass "
-                          "resume=False to start over")
+                          f"{config.text_vectors} (the embedding cache changed); train into a new --out, or delete "
+                          f"{out_dir} to start over there")
     a, b = saved.to_dict(), config.to_dict()
     a["model"]["num_items"] = b["model"]["num_items"]
     diff = [f"{s}.{k}" for s in ("model", "train") for k in a[s] if a[s][k] != b[s][k] and k not in RESUMABLE_KEYS]
@@ -542,7 +646,7 @@ def _check_resumable(saved: RunConfig, config: RunConfig, out_dir: Path) -> None
     if diff:
         raise ConfigError(
             f"{out_dir} holds a run with a different config ({', '.join(diff)}); resume it with the same "
-            "settings, pick another --out, or pass resume=False to start over"
+            f"settings, train into a new --out, or delete {out_dir} to start over there"
         )
 
 
@@ -576,7 +680,9 @@ def fit(
     Args:
         config: the run (a preset from :func:`cobra.presets.get_preset`).
         out_dir: run directory (default :func:`default_run_dir`); created if needed.
-        resume: continue from ``out_dir/last.pt`` when it exists (else start over, clearing old logs).
+        resume: continue from ``out_dir/last.pt`` when it exists (else start over, clearing the files an
+            earlier run wrote there, with a note on stderr). A non-empty ``out_dir`` that is not a run
+            directory (:func:`run_dir_problem`) is refused; every run directory gets a :data:`RUN_MARKER`.
         progress: tqdm bar with loss and tokens/s (rank 0 only).
         stop_after: return after this many epochs *in this call* (the run stays resumable), as if
             the process had been killed; the result then has ``"stopped": True`` and no test metrics.
@@ -599,6 +705,9 @@ def fit(
     info = init_distributed(device)
     out_dir = Path(out_dir) if out_dir is not None else default_run_dir(config.preset)
     out_dir = Path(_broadcast(info, str(out_dir)))
+    problem = _broadcast(info, run_dir_problem(out_dir) if info.is_main else None)
+    if problem:
+        raise ConfigError(problem)
     start = time.perf_counter()
 
     split = split if split is not None else load_split(config.dataset)
@@ -606,7 +715,7 @@ def fit(
     if config.uses_sids and codes is None:
         codes_path = out_dir / "sid_codes.npz"
         if resume and codes_path.is_file():
-            codes = np.load(codes_path)["codes"]
+            codes = load_run_codes(codes_path, config)
         else:
             if info.is_main:
                 codes = semantic_ids(config, progress=progress)
@@ -632,21 +741,30 @@ def fit(
     if resume and last.is_file():
         _check_resumable(load_run_config(out_dir), config, out_dir)
         ckpt = load_checkpoint(last)  # on CPU: RNG states must stay there; load_state_dict moves the rest
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        if scaler is not None and ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        state = TrainState(**ckpt["state"])
+        load_weights(model, ckpt, last, out_dir)
+        try:
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+            if scaler is not None and ckpt.get("scaler"):
+                scaler.load_state_dict(ckpt["scaler"])
+            state = TrainState(**ckpt["state"])
+            set_rng_state(ckpt["rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+            raise ConfigError(f"{last} holds no resumable training state ({type(err).__name__}: {err}); restore it "
+                              f"from a copy, or delete it to start the run in {out_dir} over") from None
         # epochs and patience may have changed since: a finished run continues if they now allow it
         state.finished = state.epoch >= tc.epochs or 0 < tc.patience <= state.bad_evals
-        set_rng_state(ckpt["rng"])
     elif info.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for stale in ("last.pt", "best.pt", "result.json", "metrics.jsonl"):
+        # Starting over: remove what an earlier run wrote here (the directory is ours: run_dir_problem), and say so.
+        old = [name for name in ("last.pt", "best.pt", "result.json", "metrics.jsonl") if (out_dir / name).exists()]
+        if old:
+            why = "resume=False" if last.is_file() else "no last.pt to resume from"
+            print(f"note: starting the run in {out_dir} over ({why}); removing its old {', '.join(old)}",
+                  file=sys.stderr)
+        for stale in old:
             (out_dir / stale).unlink(missing_ok=True)
     if info.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        _claim_run_dir(out_dir)
         save_run_config(config, out_dir / "config.json")
         if codes is not None:
             _atomic(out_dir / "sid_codes.npz", lambda tmp: _save_codes(tmp, codes))
@@ -672,13 +790,20 @@ def fit(
             t_epoch = time.perf_counter()
             record = _train_epoch(trainer, module, optimizer, scheduler, scaler, windows, config, state, info,
                                   device, progress)
+            if not math.isfinite(record["loss"]):  # the same on every rank (summed over ranks)
+                raise _diverged(config, state.epoch + 1, f"the mean training loss is {record['loss']}", out_dir)
             state.epoch += 1
             epochs_this_call += 1
             stop = False
             if info.is_main:
                 if state.epoch % tc.eval_every == 0 or state.epoch == tc.epochs:
-                    valid = evaluate(model, split, "valid", batch_size=tc.eval_batch_size, amp=tc.amp,
-                                     device=device)
+                    try:
+                        valid = evaluate(model, split, "valid", batch_size=tc.eval_batch_size, amp=tc.amp,
+                                         device=device)
+                    except ValueError as err:  # cobra.metrics refuses NaN scores
+                        if "NaN" not in str(err):
+                            raise
+                        raise _diverged(config, state.epoch, "the model's scores contain NaN", out_dir) from None
                     record.update({f"valid_{k}": v for k, v in valid.items() if k != "users"})
                     if valid[SELECT_METRIC] > state.best_metric:
                         state.best_metric, state.best_epoch, state.bad_evals = valid[SELECT_METRIC], state.epoch, 0
@@ -790,7 +915,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best.pt", *, split: LeaveOn
         path = run_dir / "sid_codes.npz"
         if not path.is_file():
             raise ConfigError(f"{path} is missing; the run's semantic IDs are needed to rebuild its model")
-        codes = np.load(path)["codes"]
+        codes = load_run_codes(path, config)
     if config.uses_text:
         text_vectors = text_vectors if text_vectors is not None else item_text_vectors(config)
         check_text_vectors(config, text_vectors, run_dir)
@@ -798,18 +923,32 @@ def load_run(run_dir: str | Path, checkpoint: str = "best.pt", *, split: LeaveOn
     path = run_dir / checkpoint
     if not path.is_file() and checkpoint == "best.pt":
         path = run_dir / "last.pt"
-    model.load_state_dict(load_checkpoint(path)["model"])
+    load_weights(model, load_checkpoint(path), path, run_dir)
     return model.eval(), config, split
 
 
-def cli_train(args: Any) -> dict[str, Any]:
-    """``python -m cobra train --preset NAME [--set key=value ...] [--out DIR] [--profile P] [--json]``."""
-    preset = getattr(args, "preset", None) or f"hstu-{get_profile(getattr(args, 'profile', None)).name}"
-    config = get_preset(preset, parse_overrides(list(getattr(args, "set", None) or [])))
-    return fit(config, getattr(args, "out", None), progress=not getattr(args, "json", False))
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a long command: ``str(err)`` is one line saying how to resume (the CLI prints it, exit 130)."""
 
 
-def cli_eval_run(args: Any) -> dict[str, Any]:
+def cli_train(preset: str | None = None, sets: Sequence[str] = (), out: str | Path | None = None,
+              profile: str | None = None, progress: bool = True) -> dict[str, Any]:
+    """``python -m cobra train --preset NAME [--set key=value ...] [--out DIR] [--profile P] [--json]``.
+
+    ``sets`` are the ``--set`` strings. Ctrl-C raises :class:`Interrupted` naming the run directory (its last
+    checkpoint is intact: the same command resumes it).
+    """
+    preset = preset or f"hstu-{get_profile(profile).name}"
+    config = get_preset(preset, parse_overrides(list(sets)))
+    run_dir = Path(out) if out else default_run_dir(config.preset)
+    try:
+        return fit(config, run_dir, progress=progress)
+    except KeyboardInterrupt:
+        how = "run the same command" if out else f"run the same command with --out {run_dir}"
+        raise Interrupted(f"interrupted; {how} to resume (run directory: {run_dir})") from None
+
+
+def cli_eval_run(run: str | Path, split: str = "test", decode: str | None = None) -> dict[str, Any]:
     """``python -m cobra eval --run DIR [--split test|valid] [--decode MODE] [--json]``: metrics of the best weights.
 
     ``--decode`` (``direct``, ``neighbor``, ``soft``, ``beam`` or the ``sparse`` ablation; COBRA runs only)
@@ -819,8 +958,7 @@ def cli_eval_run(args: Any) -> dict[str, Any]:
     """
     from cobra.decode import DECODERS
 
-    run_dir = Path(args.run)
-    decode = getattr(args, "decode", None)
+    run_dir = Path(run)
     if decode is not None:
         kind = load_run_config(run_dir).kind
         if not MODELS[kind].decodes:
@@ -828,16 +966,22 @@ def cli_eval_run(args: Any) -> dict[str, Any]:
                               "has a single way to score items; drop --decode")
         if decode not in DECODERS:
             raise ConfigError(f"unknown --decode {decode!r}; choose one of {', '.join(DECODERS)}")
-    model, config, split = load_run(run_dir)
+    model, config, data = load_run(run_dir)
     if config.train.num_threads > 0:
         torch.set_num_threads(config.train.num_threads)  # as in training: ms_per_user comparable to its epochs
-    which = getattr(args, "split", None) or "test"
+    which = split or "test"
     state = TrainState()
     with contextlib.suppress(Exception):
         state = TrainState(**load_checkpoint(run_dir / "last.pt")["state"])
     options = {"decode": decode} if decode is not None else None
     t0 = time.perf_counter()
-    metrics = evaluate(model, split, which, batch_size=config.train.eval_batch_size, score_options=options)
+    try:
+        metrics = evaluate(model, data, which, batch_size=config.train.eval_batch_size, score_options=options)
+    except ValueError as err:  # cobra.metrics refuses NaN scores
+        if "NaN" not in str(err):
+            raise
+        raise ConfigError(f"the model in {run_dir} gives NaN scores: its weights are broken (did training diverge?); "
+                          "train it again with a lower --set train.lr") from None
     seconds = time.perf_counter() - t0
     result = _result(config, state, metrics, run_dir)
     result.update({"split": which, "decode": decode or MODELS[config.kind].decode_label(config.model),

@@ -32,14 +32,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from cobra.bench import mean_std, write_result
-from cobra.config import data_home, parse_overrides
+from cobra.bench import check_out_file, mean_std, write_result
+from cobra.config import ConfigError, data_home, parse_overrides
 from cobra.data import Batch
 from cobra.model_kinds import MODELS, SequentialModel
 from cobra.models import ModelConfig
 from cobra.presets import RunConfig, get_preset
 from cobra.sid import add_uniqueness
-from cobra.train import TrainModule, autocast, build_model, fit, make_optimizer, train_step
+from cobra.train import Interrupted, TrainModule, autocast, build_model, fit, make_optimizer, train_step
 
 SPEED_LENGTHS = (50, 100, 200, 400)
 GPU_BUDGET_GB = 24.0
@@ -317,13 +317,15 @@ def bench_quality(models: Sequence[str] = QUALITY_MODELS, seeds: int = 3,
     from cobra.metrics import evaluate_baseline
 
     if seeds < 1:
-        raise ValueError(f"bench quality needs seeds >= 1, got {seeds}")
+        raise ConfigError(f"bench quality needs seeds >= 1, got {seeds}")
+    if not models:
+        raise ConfigError("bench quality needs at least one preset")
     root = Path(out_dir) if out_dir is not None else data_home() / "runs" / "bench-quality"
     configs = {name: [get_preset(name, {**(overrides or {}), "seed": seed}) for seed in range(seeds)]
                for name in models}
     datasets = {c.dataset for runs in configs.values() for c in runs}
     if len(datasets) > 1:  # checked before hours of training
-        raise ValueError(f"bench quality compares presets on one dataset; got {sorted(datasets)}")
+        raise ConfigError(f"bench quality compares presets on one dataset; got {sorted(datasets)}")
     tag = "-" + hashlib.sha256(json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:8] if overrides else ""
     results: dict[str, Any] = {}
     for name, seed_configs in configs.items():
@@ -350,22 +352,36 @@ def bench_quality(models: Sequence[str] = QUALITY_MODELS, seeds: int = 3,
             "popular": {"hr@10": popular["hr@10"], "ndcg@10": popular["ndcg@10"]}}
 
 
-def cli_bench_speed(args: Any) -> dict[str, Any]:
+def cli_bench_speed(progress: bool = True) -> dict[str, Any]:
     """``python -m cobra bench speed [--json]``."""
-    return bench_speed(verbose=not getattr(args, "json", False))
+    return bench_speed(verbose=progress)
 
 
-def cli_bench_quality(args: Any) -> dict[str, Any]:
+def cli_bench_quality(models: str | Sequence[str] | None = None, seeds: int | None = None, sets: Sequence[str] = (),
+                      resume: bool = False, out: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
     """``python -m cobra bench quality [--models a,b,c] [--seeds 3] [--set K=V ...] [--resume] [--out FILE] [--json]``.
 
-    With ``--out`` the result is also written to ``FILE`` as indented JSON (parents created).
+    ``models`` is the ``--models`` string (or a list; None: :data:`QUALITY_MODELS`), ``sets`` the ``--set``
+    strings. Everything is checked before any training. With ``--out`` the result is also written to ``FILE``
+    as indented JSON (parents created).
     """
-    models = getattr(args, "models", None) or ",".join(QUALITY_MODELS)
-    if isinstance(models, str):
+    if models is None:
+        models = list(QUALITY_MODELS)
+    elif isinstance(models, str):
         models = [m.strip() for m in models.split(",") if m.strip()]
-    overrides = parse_overrides(list(getattr(args, "set", None) or []))
+    if not models:
+        raise ConfigError("--models names no preset; pass comma-separated presets, e.g. --models hstu-cpu,sasrec-cpu "
+                          f"(python -m cobra presets lists them), or leave it out for {','.join(QUALITY_MODELS)}")
+    seeds = 3 if seeds is None else seeds
+    if seeds < 1:
+        raise ConfigError(f"--seeds is the number of runs per model and must be >= 1, got {seeds}")
+    check_out_file(out)
+    overrides = parse_overrides(list(sets or []))
     for name in models:
         get_preset(name, overrides)  # an unknown preset or key fails now, before any training
-    result = bench_quality(models, int(getattr(args, "seeds", None) or 3), resume=bool(getattr(args, "resume", False)),
-                           progress=not getattr(args, "json", False), overrides=overrides)
-    return write_result(result, getattr(args, "out", None))
+    try:
+        result = bench_quality(models, seeds, resume=resume, progress=progress, overrides=overrides)
+    except KeyboardInterrupt:
+        how = "the same command to resume" if resume else "the same command with --resume to reuse the finished runs"
+        raise Interrupted(f"interrupted; run {how}") from None
+    return write_result(result, out)

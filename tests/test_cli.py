@@ -70,4 +70,92 @@ def test_eval_decode_and_bench_out_flags_parse():
     args = build_parser().parse_args(["eval", "--run", "runs/x", "--decode", "beam", "--json"])
     assert (args.run, args.decode) == ("runs/x", "beam")
     args = build_parser().parse_args(["bench", "quality", "--models", "cobra-cpu,tiger-cpu", "--out", "q.json"])
-    assert (args.models, args.out, args.seeds) == ("cobra-cpu,tiger-cpu", "q.json", 3)
+    assert (args.models, args.out, args.seeds) == ("cobra-cpu,tiger-cpu", "q.json", None)  # None: not given
+
+
+def one_error_line(capsys, *argv: str) -> str:
+    """Run the CLI; it must fail with exit code 2 and exactly one ``error: ...`` line on stderr."""
+    assert main([*argv, "--json"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["bench", "quality", "--seeds", "-1"], "--seeds"),
+    (["bench", "quality", "--seeds", "0"], "must be >= 1, got 0"),
+    (["bench", "quality", "--models", ""], "--models names no preset"),
+    (["bench", "quality", "--models", " , "], "--models names no preset"),
+    (["bench", "batch", "--batch-sizes", "a,b"], "--batch-sizes takes comma-separated positive integers"),
+    (["bench", "batch", "--batch-sizes", "16,0"], "--batch-sizes"),
+    (["bench", "batch", "--jobs", "0"], "--jobs must be >= 1"),
+    (["bench", "batch", "--device", "gpu0"], "unknown --device"),
+    (["sid", "--levels", "0", "--codes", "0"], "--levels must be >= 1, got 0"),
+    (["sid", "--codes", "0"], "--codes must be >= 1, got 0"),
+    (["sid", "--vectors", "v.npy", "--dataset", "ml-100k"], "--vectors"),
+    (["eval", "--baseline", "popular", "--decode", "beam"], "drop --decode"),
+    (["eval", "--run", "runs/x", "--dataset", "ml-100k"], "drop --dataset"),
+])
+def test_user_mistakes_are_one_error_line(capsys, argv, says):
+    assert says in one_error_line(capsys, *argv)
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["bench", "batch", "--set", "model.dim=8"], "bench batch does not use --set (for bench quality)"),
+    (["bench", "batch", "--resume"], "does not use --resume"),
+    (["bench", "quality", "--jobs", "2", "--batch-sizes", "16"],
+     "does not use --batch-sizes, --jobs (for bench batch)"),
+    (["bench", "speed", "--seeds", "2"], "bench speed does not use --seeds (for bench batch / quality); it takes no"),
+    (["bench", "data", "--out", "x.json"], "bench data does not use --out"),
+    (["bench", "sid", "--models", "hstu-cpu"], "bench sid does not use --models"),
+])
+def test_bench_refuses_flags_of_other_benches(capsys, argv, says):
+    assert says in one_error_line(capsys, *argv)
+
+
+def test_bench_out_must_be_a_file(capsys, tmp_path):
+    err = one_error_line(capsys, "bench", "quality", "--models", "hstu-cpu", "--out", str(tmp_path))
+    assert "is a directory" in err
+
+
+def test_readme_bench_commands_pass_their_flags(monkeypatch, tmp_path, capsys):
+    """The README's bench command lines reach the benchmark with their flags (the benchmark itself stubbed)."""
+    import cobra.batch_bench as bb
+    import cobra.train_bench as tb
+
+    calls = []
+    monkeypatch.setattr(tb, "bench_quality", lambda models, seeds, **kw: calls.append((list(models), seeds, kw)) or {})
+    monkeypatch.setattr(bb, "bench_batch", lambda **kw: calls.append(kw) or {})
+    out = str(tmp_path / "r.json")
+    run_json(capsys, "bench", "quality", "--models", "hstu-cpu,sasrec-cpu,hstu-sid-cpu", "--seeds", "3")
+    run_json(capsys, "bench", "quality", "--resume", "--seeds", "3", "--out", out)
+    run_json(capsys, "bench", "quality", "--models", "cobra-cpu", "--set", "model.decode.mode=sparse", "--set",
+             "train.num_threads=1", "--seeds", "3", "--out", out)
+    run_json(capsys, "bench", "batch", "--device", "cuda", "--jobs", "18", "--seeds", "3", "--out", out)
+    assert calls[0][:2] == (["hstu-cpu", "sasrec-cpu", "hstu-sid-cpu"], 3) and not calls[0][2]["resume"]
+    assert calls[1][0] == ["hstu-cpu", "sasrec-cpu", "hstu-sid-cpu", "tiger-cpu", "cobra-cpu"] and calls[1][2]["resume"]
+    assert calls[2][2]["overrides"] == {"model.decode.mode": "sparse", "train.num_threads": 1}
+    assert {k: calls[3][k] for k in ("device", "jobs", "seeds", "batch_sizes")} == {
+        "device": "cuda", "jobs": 18, "seeds": 3, "batch_sizes": [16, 64, 256]}
+
+
+def test_cobra_home_pointing_at_a_file(capsys, monkeypatch, tmp_path):
+    home = tmp_path / "home"
+    home.write_text("not a directory")
+    monkeypatch.setenv("COBRA_HOME", str(home))
+    assert "COBRA_HOME" in one_error_line(capsys, "data", "--dataset", "ml-100k")
+    monkeypatch.setenv("COBRA_HOME", str(home / "below"))
+    assert f"{home} is a file" in one_error_line(capsys, "embed", "--dataset", "ml-100k")
+
+
+def test_ctrl_c_in_bench_quality_says_resume(capsys, monkeypatch):
+    import cobra.train_bench as tb
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tb, "bench_quality", interrupted)
+    assert main(["bench", "quality", "--models", "hstu-cpu", "--json"]) == 130
+    assert capsys.readouterr().err == "interrupted; run the same command with --resume to reuse the finished runs\n"
+    assert main(["bench", "quality", "--models", "hstu-cpu", "--resume"]) == 130
+    assert capsys.readouterr().err == "interrupted; run the same command to resume\n"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 from pathlib import Path
@@ -106,8 +105,10 @@ def test_finished_run_is_not_retrained_and_config_change_refused(tmp_path: Path)
     again = fit(config, tmp_path, progress=False, split=split)
     assert metrics_of(again) == metrics_of(first)
     assert len(losses(tmp_path)) == 1
-    with pytest.raises(ConfigError, match="train.lr"):
+    with pytest.raises(ConfigError, match="train.lr") as refused:
         fit(tiny_config(epochs=1, lr=0.01), tmp_path, progress=False, split=split)
+    assert "resume=False" not in str(refused.value)  # no CLI flag: say what a command line can do
+    assert "new --out" in str(refused.value) and f"delete {tmp_path}" in str(refused.value)
     # resume=False starts over
     fresh = fit(tiny_config(epochs=1, lr=0.01), tmp_path, resume=False, progress=False, split=split)
     assert load_run_config(tmp_path).train.lr == 0.01 and fresh["epochs"] == 1
@@ -145,8 +146,9 @@ def test_checkpoint_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_damaged_checkpoint_error_names_file(tmp_path: Path) -> None:
     path = tmp_path / "last.pt"
     path.write_bytes(b"garbage")
-    with pytest.raises(ConfigError, match="last.pt"):
+    with pytest.raises(ConfigError, match="last.pt") as damaged:
         load_checkpoint(path)
+    assert "damaged" in str(damaged.value) and "weights_only" not in str(damaged.value)
     with pytest.raises(ConfigError, match="does not exist"):
         load_checkpoint(tmp_path / "nope.pt")
 
@@ -173,8 +175,7 @@ def test_epoch_order_depends_only_on_seed_and_epoch() -> None:
 
 
 def test_cpu_preset_one_epoch_end_to_end_and_cli(tmp_path: Path) -> None:
-    args = argparse.Namespace(preset="hstu-cpu", set=["epochs=1"], out=str(tmp_path), json=True, profile=None)
-    result = cli_train(args)
+    result = cli_train(preset="hstu-cpu", sets=["epochs=1"], out=str(tmp_path), progress=False)
     assert set(RESULT_KEYS) <= set(result)
     assert result["preset"] == "hstu-cpu" and result["epochs"] == 1 and result["tokens_per_second"] > 0
     for name in ("config.json", "last.pt", "best.pt", "metrics.jsonl", "result.json"):
@@ -187,9 +188,9 @@ def test_cpu_preset_one_epoch_end_to_end_and_cli(tmp_path: Path) -> None:
 
     model, config, split = load_run(tmp_path)
     assert not model.training and config.preset == "hstu-cpu" and split.num_items == 1682
-    test = cli_eval_run(argparse.Namespace(run=str(tmp_path), split="test", json=True))
+    test = cli_eval_run(str(tmp_path), split="test")
     assert test["ndcg@10"] == pytest.approx(result["ndcg@10"], abs=1e-9)
-    valid = cli_eval_run(argparse.Namespace(run=str(tmp_path), split="valid", json=True))
+    valid = cli_eval_run(str(tmp_path), split="valid")
     assert valid["split"] == "valid" and valid["ndcg@10"] == pytest.approx(result["valid_ndcg@10"], abs=1e-9)
 
 
@@ -280,7 +281,7 @@ def test_decode_flag_only_for_cobra_runs(tmp_path: Path, capsys: pytest.CaptureF
 
     fit(tiny_config(epochs=1), tmp_path, progress=False, split=tiny_split())
     with pytest.raises(ConfigError, match="only|COBRA"):
-        cli_eval_run(argparse.Namespace(run=str(tmp_path), split="test", decode="beam", json=True))
+        cli_eval_run(str(tmp_path), split="test", decode="beam")
     assert main(["eval", "--run", str(tmp_path), "--decode", "beam", "--json"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "--decode" in err and "'sequential'" in err
@@ -309,10 +310,9 @@ def test_bench_quality_curves_decodes_and_out_file(tmp_path: Path) -> None:
     assert result["overrides"] == tiny
     assert [len(p.name) for p in tmp_path.glob("cobra-cpu-*-seed1")] == [len("cobra-cpu-12345678-seed1")]
     with pytest.raises(ConfigError, match="unknown preset"):
-        tb.cli_bench_quality(argparse.Namespace(models="cobra-gpu", seeds=1, out=None, json=True))
+        tb.cli_bench_quality(models="cobra-gpu", seeds=1, progress=False)
     with pytest.raises(ConfigError, match="'model.nope'"):
-        tb.cli_bench_quality(argparse.Namespace(models="cobra-cpu", seeds=1, out=None, json=True,
-                                                set=["model.nope=1"]))
+        tb.cli_bench_quality(models="cobra-cpu", seeds=1, sets=["model.nope=1"], progress=False)
 
 
 def test_bench_out_file(tmp_path: Path) -> None:
