@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cobra.config import Profile, get_profile
+from cobra.config import Profile, atomic_write, get_profile
 
 BOOK_DIR = Path(__file__).resolve().parent.parent / "book"
 PAIRING = "ipynb,py:percent"
@@ -137,11 +137,7 @@ def execute(py: Path, timeout: int = 1800) -> Path:
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(py.parent)}})
     client.execute()
-    out = py.with_suffix(".ipynb")
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(jupytext.writes(nb, fmt="ipynb"))
-    os.replace(tmp, out)
-    return out
+    return atomic_write(py.with_suffix(".ipynb"), jupytext.writes(nb, fmt="ipynb"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,15 +13,17 @@ for an ``int``, no string for a number, finite floats only, ``X | None``, tuples
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
 import numbers
 import os
 import re
+import tempfile
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -109,6 +111,44 @@ def data_home() -> Path:
         repo = Path(__file__).resolve().parent.parent
         path = repo / "data" / "cache" if (repo / "pyproject.toml").exists() else Path.home() / ".cache" / "cobra"
     path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def atomic_write(path: str | Path, content: str | bytes | Callable[[Path], object]) -> Path:
+    """Write ``path`` all at once, so a reader (or a crash) never sees half a file.
+
+    ``content`` is text, bytes, or a function that writes a given temporary path (``torch.save``,
+    ``np.savez``, a download loop). The temporary file sits next to ``path``, is fsynced, then renamed
+    onto ``path`` with ``os.replace``, and the directory is fsynced so the rename survives a power cut.
+    On any error the temporary file is removed and ``path`` is left as it was.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        if isinstance(content, bytes):
+            tmp.write_bytes(content)
+        elif isinstance(content, str):
+            tmp.write_text(content, encoding="utf-8")
+        else:
+            content(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        tmp.chmod(0o644)  # mkstemp's 0600 would hide caches from other users of a shared machine
+        os.replace(tmp, path)
+        with contextlib.suppress(OSError):  # not every platform can open a directory
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

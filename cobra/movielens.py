@@ -65,7 +65,7 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
-from cobra.config import CobraError, data_home
+from cobra.config import CobraError, atomic_write, data_home
 
 log = logging.getLogger(__name__)
 
@@ -348,13 +348,11 @@ def download(url: str, dest: Path, *, sha256: str | None = None, md5: str | None
             return dest
         except DataError as err:
             log.warning("%s; downloading a fresh copy", err)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
     remedy = f"check your connection and run again, or download {url} yourself and place it at {dest}"
-    try:
+
+    def write(tmp: Path) -> None:  # stream into tmp, verify; atomic_write puts it in place only if this returns
         sha, hmd5, got = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
-        with os.fdopen(fd, "wb") as out:
+        with open(tmp, "wb") as out:
             try:
                 response = urllib.request.urlopen(url, timeout=timeout)  # noqa: S310 (http(s) only)
             except urllib.error.HTTPError as err:
@@ -386,11 +384,8 @@ def download(url: str, dest: Path, *, sha256: str | None = None, md5: str | None
             raise DataError(f"checksum mismatch for {dest.name} downloaded from {url}: {problem}. The "
                             f"download is corrupt or the file changed upstream: run again to retry; if it "
                             f"persists, report it (the pinned checksum is in cobra/movielens.py).{kept}")
-        tmp.chmod(0o644)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return dest
+
+    return atomic_write(dest, write)
 
 
 def fetch_archive(name: str, *, root: Path | None = None, timeout: float = DEFAULT_TIMEOUT,
@@ -435,7 +430,7 @@ def fetch_wheel(wheel: WheelSpec = RECBOLE_ML100K, *, root: Path | None = None) 
             raise DataError(f"checksum mismatch for {wheel.filename} from the package index: sha256 "
                             f"{digest}, expected {wheel.sha256}. Run again; if it persists, the index "
                             "serves a different file: report it.")
-        os.replace(got, dest)
+        atomic_write(dest, lambda tmp: shutil.copyfile(got, tmp))
     return dest
 
 
@@ -837,6 +832,8 @@ def _write_cache(ml: MovieLens, folder: Path, provenance: dict[str, Any]) -> Non
         meta["sha256"] = _sidecar_hash(meta)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
         tmp.chmod(0o755)
+        # A folder, so swapped in whole with os.replace rather than atomic_write; a torn file inside it
+        # fails the sidecar's hashes on the next read and the folder is rebuilt.
         if folder.exists():
             shutil.rmtree(folder, ignore_errors=True)
         try:

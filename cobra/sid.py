@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -45,7 +43,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from cobra.config import CobraError, ConfigError
+from cobra.config import CobraError, ConfigError, atomic_write
 
 FORMAT_VERSION = 1
 REL_TOL = 1e-4  # Lloyd stops when the inertia improves by less than this fraction (as scikit-learn)
@@ -702,16 +700,11 @@ def _write_npz(path: str | Path, arrays: dict[str, np.ndarray], meta: dict) -> P
         path = path.with_suffix(path.suffix + ".npz")
     meta = json.loads(json.dumps({k: v for k, v in meta.items() if k != "sha256"}))  # as a reader parses it
     meta["sha256"] = content_hash(arrays, meta)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
-    os.close(fd)
-    try:
-        np.savez(tmp, meta=np.array(json.dumps(meta, sort_keys=True)), **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a path
+            np.savez(f, meta=np.array(json.dumps(meta, sort_keys=True)), **arrays)
+
+    return atomic_write(path, write)
 
 
 def _read_npz(path: str | Path) -> tuple[dict[str, np.ndarray], dict, bool]:

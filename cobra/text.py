@@ -30,7 +30,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from cobra.config import CobraError, data_home
+from cobra.config import CobraError, atomic_write, data_home
 from cobra.titles import display_title
 
 log = logging.getLogger(__name__)
@@ -467,7 +466,7 @@ def _read_cache(path: Path, n: int, key: str, thash: str) -> np.ndarray | None:
 
 
 def _write_cache(path: Path, vectors: np.ndarray, meta: dict[str, Any]) -> None:
-    """Atomic write: a temp file in the same directory, then ``os.replace``.
+    """Atomic write (:func:`cobra.config.atomic_write`).
 
     ``meta`` gets ``sha256``: the content hash of the vectors and the rest of ``meta``, checked by
     :func:`_read_cache`.
@@ -476,15 +475,11 @@ def _write_cache(path: Path, vectors: np.ndarray, meta: dict[str, Any]) -> None:
 
     meta = json.loads(json.dumps({k: v for k, v in meta.items() if k != "sha256"}))  # as a reader parses it
     meta["sha256"] = content_hash({"vectors": vectors}, meta)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
             np.savez(f, vectors=vectors, meta=np.array(json.dumps(meta, sort_keys=True)))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, write)
 
 
 def embed_items(dataset: str = "ml-100k", encoder: str | Encoder = "minilm", *, cache_dir: str | Path | None = None,

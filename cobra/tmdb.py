@@ -39,7 +39,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -51,7 +50,7 @@ from typing import Any
 
 import pandas as pd
 
-from cobra.config import CobraError, data_home
+from cobra.config import CobraError, atomic_write, data_home
 from cobra.titles import display_title
 
 log = logging.getLogger(__name__)
@@ -342,15 +341,7 @@ class TmdbClient:
         return self.cache_dir / f"{name}.json"
 
     def _write_cache(self, file: Path, record: dict[str, Any]) -> None:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=file.stem + ".", suffix=".tmp", dir=file.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(record, f, ensure_ascii=False, sort_keys=True)
-            os.replace(tmp, file)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(file, json.dumps(record, ensure_ascii=False, sort_keys=True))
 
     def _read_cache(self, file: Path, path: str, check: _Check | None) -> dict[str, Any] | None:
         """A cached record ``{"status": 200|404, "body": {...}}``, or None (absent, unreadable or malformed)."""

@@ -47,7 +47,6 @@ import math
 import os
 import random
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -59,7 +58,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from cobra.config import ConfigError, data_home, get_profile, parse_overrides
+from cobra.config import ConfigError, atomic_write, data_home, get_profile, parse_overrides
 from cobra.data import Batch, LeaveOneOut, TrainWindows, build_sequences, leave_one_out
 from cobra.model_kinds import MODELS, Trainable, text_fingerprint
 from cobra.presets import RunConfig, get_preset, load_run_config, save_run_config
@@ -435,22 +434,6 @@ def evaluate(model: Trainable, split: LeaveOneOut, which: str = "valid", *,
 
 
 # ------------------------------------------------------------------------------------------ checkpoints
-def _atomic(path: Path, write: Callable[[Path], Any]) -> None:
-    """Run ``write(tmp)`` on a temp file next to ``path``, fsync it, then ``os.replace`` it onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _save_codes(path: Path, codes: np.ndarray) -> None:
     with open(path, "wb") as f:
         np.savez(f, codes=np.asarray(codes, dtype=np.int64))
@@ -475,7 +458,7 @@ def load_run_codes(path: str | Path, config: RunConfig) -> np.ndarray:
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     """``torch.save(state)`` atomically: a crash while writing leaves the previous file intact."""
     path = Path(path)
-    _atomic(path, lambda tmp: torch.save(state, tmp))
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
     return path
 
 
@@ -767,7 +750,7 @@ def fit(
         _claim_run_dir(out_dir)
         save_run_config(config, out_dir / "config.json")
         if codes is not None:
-            _atomic(out_dir / "sid_codes.npz", lambda tmp: _save_codes(tmp, codes))
+            atomic_write(out_dir / "sid_codes.npz", lambda tmp: _save_codes(tmp, codes))
     _barrier(info)
     log = MetricsLog(out_dir, state.epoch) if info.is_main else None
 
@@ -838,7 +821,7 @@ def fit(
         test = evaluate(model, split, "test", batch_size=tc.eval_batch_size, amp=tc.amp, device=device)
         state.seconds += time.perf_counter() - t_test
         result = _result(config, state, test, out_dir)
-        _atomic(out_dir / "result.json", lambda tmp: tmp.write_text(json.dumps(result, indent=2) + "\n"))
+        atomic_write(out_dir / "result.json", lambda tmp: tmp.write_text(json.dumps(result, indent=2) + "\n"))
     return _broadcast(info, result)
 
 

@@ -148,3 +148,23 @@ def test_safe_names_and_hub_ids():
     for name in ("a/b/c", "../x", "a/..", "/abs/x", "a/", "/x", "owner/.x", "a\\b/c"):
         with pytest.raises(ConfigError, match="not a safe name"):
             require_safe_name(Named(name), "name", hub=True)
+
+
+def test_atomic_write_replaces_whole_and_leaves_nothing_behind(tmp_path):
+    from cobra.config import atomic_write
+
+    target = tmp_path / "sub" / "f.json"
+    assert atomic_write(target, "one") == target and target.read_text() == "one"
+    atomic_write(target, b"two")
+    assert target.read_bytes() == b"two"
+    atomic_write(target, lambda tmp: tmp.write_text("three"))
+    assert target.read_text() == "three"
+
+    def broken(tmp):
+        tmp.write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(target, broken)
+    assert target.read_text() == "three"  # the old file is untouched
+    assert sorted(p.name for p in target.parent.iterdir()) == ["f.json"]  # no temporary file left
