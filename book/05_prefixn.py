@@ -45,11 +45,14 @@ import torch.nn.functional as F
 from tqdm import TqdmWarning
 
 from cobra.book import glue, load_result, setup
+from cobra.data import load_split
 from cobra.embeddings import FUSIONS, PrefixNEmbedding, build_item_embedding, tuple_hash
+from cobra.inputs import semantic_ids, sid_config_of
 from cobra.movielens import load_movielens
 from cobra.presets import get_preset
+from cobra.runs import load_run
 from cobra.text import display_title
-from cobra.train import fit, load_run, load_split, semantic_ids
+from cobra.train import fit
 
 # tqdm.auto, imported by the training loop, warns inside a notebook that ipywidgets is missing;
 # no progress bars are drawn here (progress=False), so the warning says nothing.
@@ -65,12 +68,12 @@ print(f"profile {profile.name}: {preset.dataset}, encoder {preset.encoder}, "
 # We use exactly the semantic IDs the `hstu-sid-cpu` preset trains with:
 # balanced residual k-means (chapter 03) on the MiniLM vectors of chapter 02,
 # 3 levels of 32 codes, plus TIGER's uniqueness code as a fourth column.
-# `cobra.train.semantic_ids` fits them once and caches them.
+# `cobra.inputs.semantic_ids` fits them once and caches them.
 
 # %%
 ml = load_movielens(preset.dataset)
 titles = [display_title(t, y) for t, y in zip(ml.items["title"], ml.items["year"], strict=True)]
-codes = semantic_ids(preset)  # (N, L + 1) int64, row i - 1 = item i
+codes = semantic_ids(preset.dataset, preset.encoder, sid_config_of(preset))  # (N, L + 1) int64, row i - 1 = item i
 N, depth = codes.shape
 print(f"codes {codes.shape}: {N} films, {depth} columns (3 levels + uniqueness)")
 glue("n_films", N)
@@ -369,7 +372,7 @@ params
 #
 # for IDs against the preset's `sum` fusion, and for another fusion
 # `python -m cobra train --preset hstu-sid-cpu --set model.fusion=vector_gate`
-# (or `cobra.train_bench.bench_quality(["hstu-sid-cpu"], overrides={"model.fusion": "vector_gate"})`
+# (or `cobra.bench.quality.bench_quality(["hstu-sid-cpu"], overrides={"model.fusion": "vector_gate"})`
 # for its mean over seeds). Runs go to a temporary directory and only the
 # numbers are kept; validation NDCG@10 picks the best epoch, test is reported
 # for that epoch.

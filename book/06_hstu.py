@@ -27,7 +27,8 @@
 #
 # The code lives in `cobra.hstu` (`time_bucket`, `RelativeBias`, `HSTUBlock`,
 # `HSTU`), `cobra.sasrec`, `cobra.models` (`SequentialRecommender`,
-# `ModelConfig`), `cobra.losses`, `cobra.presets` and `cobra.train` (`fit`).
+# `ModelConfig`), `cobra.losses`, `cobra.presets`, `cobra.train` (`fit`) and
+# `cobra.runs` (the run directory, `load_run`).
 
 # %%
 import json
@@ -43,12 +44,13 @@ import torch.nn.functional as F
 from tqdm import TqdmWarning
 
 from cobra.book import glue, load_result, setup
-from cobra.data import TrainWindows
+from cobra.data import TrainWindows, load_split
 from cobra.hstu import HSTUBlock, allowed_attention, next_timestamps, time_bucket, valid_mask
 from cobra.metrics import BASELINES, evaluate_baseline
 from cobra.models import SequentialRecommender
 from cobra.presets import get_preset, preset_table
-from cobra.train import fit, load_run, load_split
+from cobra.runs import load_run
+from cobra.train import fit
 
 # tqdm.auto, imported by the training loop, warns inside a notebook that ipywidgets is missing;
 # no progress bars are drawn here (progress=False), so the warning says nothing.

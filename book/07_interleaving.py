@@ -43,6 +43,7 @@ from matplotlib.colors import ListedColormap
 from cobra.book import glue, setup
 from cobra.cobra_model import CobraConfig, CobraRecommender
 from cobra.hstu import time_bucket
+from cobra.inputs import semantic_ids
 from cobra.interleave import (
     SID_TYPE,
     VID_TYPE,
@@ -57,9 +58,8 @@ from cobra.interleave import (
     token_types,
 )
 from cobra.movielens import load_movielens
-from cobra.presets import get_preset
+from cobra.sid import SIDConfig
 from cobra.text import display_title, embed_items
-from cobra.train import semantic_ids
 
 profile = setup()
 print(f"profile {profile.name}: {profile.dataset}, encoder {profile.encoder}, "
@@ -84,7 +84,8 @@ print(f"profile {profile.name}: {profile.dataset}, encoder {profile.encoder}, "
 # %%
 ml = load_movielens(profile.dataset)
 titles = [display_title(t, y) for t, y in zip(ml.items["title"], ml.items["year"], strict=True)]
-codes = semantic_ids(get_preset("hstu-sid-cpu"))  # (N, L + 1) int64, cached
+sid_config = SIDConfig(levels=profile.sid_levels, codes=profile.sid_codes)  # balanced, as in chapters 03-05
+codes = semantic_ids(profile.dataset, profile.encoder, sid_config)  # (N, L + 1) int64, cached
 text = embed_items(profile.dataset, profile.encoder, progress=False).vectors  # (N, 384) float32
 model = CobraRecommender(CobraConfig(num_items=ml.num_items, dim=64, max_seq_len=profile.max_seq_len),
                          codes, text).eval()

@@ -46,19 +46,20 @@ from tqdm import TqdmWarning
 
 from cobra.book import glue, load_result, setup
 from cobra.cobra_model import CobraRecommender
-from cobra.data import TrainWindows
+from cobra.data import TrainWindows, load_split
+from cobra.inputs import semantic_ids, sid_config_of
 from cobra.interleave import interleave_targets
 from cobra.losses import VidCache, code_ce_loss, info_nce_loss, sampled_softmax_loss
 from cobra.presets import get_preset
 from cobra.text import embed_items
-from cobra.train import epoch_batches, epoch_order, load_split, semantic_ids
+from cobra.train import epoch_batches, epoch_order
 
 # fit imports tqdm.auto, which inside a notebook warns that ipywidgets is missing; we draw no progress bars.
 warnings.filterwarnings("ignore", message="IProgress not found", category=TqdmWarning)
 profile = setup()
 preset = get_preset("cobra-cpu")
 split = load_split(profile.dataset)
-codes = semantic_ids(preset)  # (N, L + 1) int64, cached
+codes = semantic_ids(preset.dataset, preset.encoder, sid_config_of(preset))  # (N, L + 1) int64, cached
 text = embed_items(profile.dataset, profile.encoder, progress=False).vectors  # (N, 384) float32
 config = preset.model.replace(num_items=split.num_items)
 model = CobraRecommender(config, codes, text).eval()  # eval(): no dropout, so the numbers below repeat
@@ -326,7 +327,7 @@ counts.round(3)
 # Instead every run is validated about every 60 optimiser steps, stops after 4
 # validations without improvement, and its best validation checkpoint is
 # tested: each cell is trained to convergence on the same clock. That is
-# `cobra.batch_bench.bench_batch`, and 18 trainings do not fit a chapter's few
+# `cobra.bench.batch.bench_batch`, and 18 trainings do not fit a chapter's few
 # minutes on two CPU cores, so we ran them once and load the result:
 #
 # ```

@@ -47,8 +47,9 @@ from cobra.decode import BEAM_FUSIONS, COBRA_MODES, DecodeConfig, seen_items, to
 from cobra.metrics import Evaluator, evaluate_baseline
 from cobra.movielens import load_movielens
 from cobra.presets import get_preset
+from cobra.runs import load_run
 from cobra.text import display_title
-from cobra.train import fit, load_run
+from cobra.train import fit
 
 # fit imports tqdm.auto, which inside a notebook warns that ipywidgets is missing; we draw no progress bars.
 warnings.filterwarnings("ignore", message="IProgress not found", category=TqdmWarning)

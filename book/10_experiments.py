@@ -29,7 +29,7 @@
 # The {glue:text}`n_trainings:d` trainings take {glue:text}`train_minutes:.0f`
 # minutes on two CPU cores, more than a chapter may, so they were run once with
 # the command printed below and the chapter reads the file it wrote
-# (`book/results/bench_quality.json`). The code lives in `cobra.train_bench`
+# (`book/results/bench_quality.json`). The code lives in `cobra.bench.quality`
 # (`bench_quality`, `decode_ablation`, `validation_curve`) and the presets in
 # `cobra.presets`.
 
@@ -39,10 +39,11 @@ import pandas as pd
 import torch
 
 from cobra.book import glue, load_result, setup
-from cobra.data import eval_batches
+from cobra.data import eval_batches, load_split
+from cobra.inputs import semantic_ids, sid_config_of
 from cobra.metrics import evaluate_baseline
 from cobra.presets import get_preset, preset_table
-from cobra.train import build_model, load_split, semantic_ids
+from cobra.runs import build_model
 
 profile = setup()
 quality = load_result("bench_quality")
@@ -143,9 +144,9 @@ plt.show()
 # %%
 tiger_config = get_preset("tiger-cpu")
 split = load_split(tiger_config.dataset)
-codes = semantic_ids(tiger_config)  # (N, 4) int64, the cached balanced SIDs
+codes = semantic_ids(tiger_config.dataset, tiger_config.encoder, sid_config_of(tiger_config))  # (N, 4) int64, cached
 torch.manual_seed(0)
-tiger = build_model(tiger_config.replace(model=tiger_config.model.replace(num_items=split.num_items)), codes).eval()
+tiger = build_model(tiger_config, codes, num_items=split.num_items).eval()
 batch = next(eval_batches(split, "test", tiger_config.model.max_seq_len, batch_size=128))
 with torch.no_grad():
     beams = tiger.beam_search(batch)  # items (B, M), scores (B, M), codes (B, M, 4)

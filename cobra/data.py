@@ -3,7 +3,7 @@
 Explained in chapter 01 (book/01_data.py).
 
 Everything here is vectorised numpy (no per-row Python loops), so 20M interactions become sequences and
-a split in a few seconds on 2 CPU cores (:func:`bench_data`).
+a split in a few seconds on 2 CPU cores (``python -m cobra bench data``, :mod:`cobra.bench.data`).
 
 Pipeline::
 
@@ -17,7 +17,6 @@ Conventions: items are 1..N with 0 = padding, users are 1..U. Events of a user a
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -31,9 +30,9 @@ from cobra.config import ConfigError
 from cobra.movielens import DataError, load_movielens, sort_order
 
 __all__ = [
-    "Batch", "DataError", "LeaveOneOut", "Sequences", "TrainWindows", "bench_data", "build_sequences",
-    "collate_batch", "dataset_summary", "eval_batches", "leave_one_out", "load_movielens", "pad_batch",
-    "synthetic_movielens", "train_loader",
+    "Batch", "DataError", "LeaveOneOut", "Sequences", "TrainWindows", "build_sequences",
+    "collate_batch", "dataset_summary", "eval_batches", "leave_one_out", "load_movielens", "load_split",
+    "pad_batch", "synthetic_movielens", "train_loader",
 ]
 
 SPLITS = ("valid", "test")
@@ -232,6 +231,19 @@ def leave_one_out(seq: Sequences, num_items: int) -> LeaveOneOut:
     train = _csr_take(seq, rows, np.zeros_like(keep), keep)
     train = Sequences(train.items, train.timestamps, train.offsets, seq.users)
     return LeaveOneOut(sequences=seq, num_items=num_items, train=train)
+
+
+def load_split(dataset: str, *, source: str = "auto") -> LeaveOneOut:
+    """The leave-one-out split of a MovieLens variant: ``load_movielens`` -> ``build_sequences`` -> ``leave_one_out``.
+
+    Args:
+        dataset: a MovieLens name (``ml-100k`` ...). source: passed to ``load_movielens``.
+
+    Returns:
+        :class:`LeaveOneOut` over all ``num_users`` users and ``num_items`` items of the dataset.
+    """
+    ml = load_movielens(dataset, source=source)
+    return leave_one_out(build_sequences(ml.interactions, ml.num_users), ml.num_items)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -484,30 +496,3 @@ def synthetic_movielens(
         {"user": users, "item": items, "rating": ratings, "timestamp": stamps[offsets[users - 1] + position]},
         copy=False,
     )
-
-
-def bench_data(num_interactions: int = 20_000_000, seed: int = 0) -> dict[str, float | int]:
-    """Time sequences + split on synthetic ML-20M-shaped data (``python -m cobra bench data``).
-
-    Generates :func:`synthetic_movielens` (not timed; users scale with ``num_interactions``, 138k at 20M),
-    then times :func:`build_sequences` (including the lexsort), :func:`leave_one_out`, the test histories
-    and the first eval and train batches (T = 200).
-
-    Returns:
-        dict with keys interactions, seconds, interactions_per_second.
-    """
-    num_users = max(1, min(138_000, round(138_000 * num_interactions / 20_000_000)))
-    num_users = min(num_users, num_interactions // 20) or 1
-    df = synthetic_movielens(num_users=num_users, num_interactions=num_interactions, seed=seed,
-                             min_seq_len=min(20, num_interactions // num_users))
-    t0 = time.perf_counter()
-    seq = build_sequences(df, num_users)
-    split = leave_one_out(seq, 27_000)
-    next(eval_batches(split, "test", 200, 512))
-    next(iter(train_loader(split, 200, 128, seed=seed)))
-    seconds = time.perf_counter() - t0
-    return {
-        "interactions": int(num_interactions),
-        "seconds": round(seconds, 3),
-        "interactions_per_second": round(num_interactions / seconds),
-    }

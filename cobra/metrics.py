@@ -23,8 +23,7 @@ import torch
 from tqdm import tqdm
 
 from cobra.config import ConfigError
-from cobra.data import Batch, LeaveOneOut, build_sequences, eval_batches, leave_one_out
-from cobra.movielens import load_movielens
+from cobra.data import Batch, LeaveOneOut, eval_batches, load_split
 
 KS = (1, 5, 10, 50, 200)
 
@@ -257,8 +256,7 @@ def evaluate_baseline(
     """
     if name not in BASELINES:
         raise ConfigError(f"unknown baseline {name!r}; choose one of {sorted(BASELINES)}")
-    ml = load_movielens(dataset, source=source)
-    loo = leave_one_out(build_sequences(ml.interactions, ml.num_users), ml.num_items)
+    loo = load_split(dataset, source=source)
     evaluator = Evaluator(loo, split, batch_size=batch_size, progress=progress)
     result = evaluator.evaluate(BASELINES[name](loo, seed))
     users = result.pop("users")

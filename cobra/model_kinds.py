@@ -26,7 +26,6 @@ kind              model                                        needs SID codes  
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -152,10 +151,3 @@ def model_kind(kind: str) -> ModelKind:
         return MODELS[kind]
     except KeyError:
         raise ConfigError(f"unknown model kind {kind!r}; choose one of {sorted(MODELS)}") from None
-
-
-def text_fingerprint(vectors: np.ndarray) -> str:
-    """``"N x D sha256:<16 hex>"`` of (N, D) float32 item text vectors: detects a changed embedding cache."""
-    arr = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
-    digest = hashlib.sha256(arr.tobytes()).hexdigest()[:16]
-    return f"{arr.shape[0]}x{arr.shape[1]} sha256:{digest}"

@@ -1,25 +1,17 @@
-"""The training loop: ``train_step``, ``evaluate`` and ``fit``, with checkpoints, exact resume and DDP.
+"""The training loop: ``train_step``, ``evaluate`` and ``fit``, with exact resume and DDP.
 
 Explained in chapter 06 (book/06_hstu.py).
 
-:func:`fit` trains a :class:`cobra.presets.RunConfig` into a run directory::
-
-    out_dir/
-        config.json     the RunConfig (reload with cobra.presets.load_run_config)
-        last.pt         checkpoint after every epoch: model, optimiser, scheduler, scaler, RNG states,
-                        epoch, step, best metric, early-stop counter (written atomically)
-        best.pt         weights with the best validation NDCG@10 so far
-        metrics.jsonl   one line per epoch: epoch, step, loss, valid metrics, seconds, tokens_per_second
-        result.json     the final test metrics of best.pt (what ``fit`` returns)
-        sid_codes.npz   the semantic IDs, for models with SID embeddings
-        .cobra-run      marks the directory as a run (cobra version, creation time): fit refuses to write
-                        into a non-empty directory without it, and only ever removes the files above
+:func:`fit` trains a :class:`cobra.presets.RunConfig` into a run directory (its files, checkpoints and
+ownership marker: :mod:`cobra.runs`) in four steps: :func:`_prepare` (threads, device, data, semantic IDs and
+text vectors from :mod:`cobra.inputs`, model, optimiser), :func:`_restore` (resume from ``last.pt`` or start
+over, then write ``config.json``), :func:`_run_epochs` (train, validate, checkpoint every epoch) and
+:func:`_test` (the test metrics of ``best.pt``).
 
 The loop knows no model by name: every kind of :data:`cobra.model_kinds.MODELS` (``sequential`` HSTU /
-SASRec, ``cobra``, ``tiger``) is built by its registry entry and trained through one protocol,
-``model.training_loss(batch, generator) -> (loss, stats)``; it is evaluated through ``model.score(batch)``.
-Text vectors (COBRA's VID tower) are not stored in the run: they are re-derived from the embedding cache
-(:func:`cobra.text.embed_items`) and checked against the fingerprint in ``config.json``.
+SASRec, ``cobra``, ``tiger``) is built by its registry entry (:func:`cobra.runs.build_model`) and trained
+through one protocol, ``model.training_loss(batch, generator) -> (loss, stats)``; it is evaluated through
+``model.score(batch)``.
 
 Design choices that make a resumed run *exactly* equal to an uninterrupted one on CPU:
 
@@ -58,22 +50,33 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from cobra.config import ConfigError, atomic_write, data_home, get_profile, parse_overrides
-from cobra.data import Batch, LeaveOneOut, TrainWindows, build_sequences, leave_one_out
-from cobra.model_kinds import MODELS, Trainable, text_fingerprint
+from cobra.config import ConfigError, atomic_write, get_profile, parse_overrides
+from cobra.data import Batch, LeaveOneOut, TrainWindows, load_split
+from cobra.inputs import item_text_vectors, semantic_ids, sid_config_of, text_fingerprint
+from cobra.model_kinds import MODELS, Trainable
 from cobra.presets import RunConfig, get_preset, load_run_config, save_run_config
+from cobra.runs import (
+    CHECKPOINT_VERSION,
+    MetricsLog,
+    TrainState,
+    build_model,
+    check_resumable,
+    claim_run_dir,
+    default_run_dir,
+    load_checkpoint,
+    load_run,
+    load_run_codes,
+    load_weights,
+    run_dir_problem,
+    save_checkpoint,
+    save_run_codes,
+    with_num_items,
+)
 
 RESULT_KEYS = ("model", "preset", "epochs", "seconds", "tokens_per_second",
                "hr@10", "ndcg@10", "hr@50", "ndcg@50", "hr@200", "ndcg@200", "mrr")
 METRIC_KEYS = RESULT_KEYS[5:]
 SELECT_METRIC = "ndcg@10"  # validation metric for early stopping and best.pt
-# Keys of a run's config that may change when a run is resumed (they do not change what was trained).
-RESUMABLE_KEYS = {"epochs", "patience", "eval_batch_size", "compile", "device", "num_threads"}
-CHECKPOINT_VERSION = 1
-RUN_MARKER = ".cobra-run"  # written by fit into every run directory: the directory is a run, fit may clear it
-# Everything fit writes into a run directory: the only names it ever removes (when a run starts over).
-RUN_FILES = frozenset({"config.json", "last.pt", "best.pt", "metrics.jsonl", "result.json", "sid_codes.npz",
-                       "tensorboard", RUN_MARKER})
 AMP_DTYPES: dict[str, torch.dtype | None] = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -196,14 +199,6 @@ def _all_sum(info: DistInfo, *values: float) -> list[float]:
 
 
 # ------------------------------------------------------------------------------------------------- data
-def load_split(dataset: str) -> LeaveOneOut:
-    """The leave-one-out split of a MovieLens variant."""
-    from cobra.movielens import load_movielens
-
-    ml = load_movielens(dataset)
-    return leave_one_out(build_sequences(ml.interactions, ml.num_users), ml.num_items)
-
-
 def epoch_order(num_windows: int, seed: int, epoch: int, rank: int = 0, world_size: int = 1,
                 shuffle: bool = True) -> np.ndarray:
     """Window indices this rank trains on in ``epoch``: depends only on ``(seed, epoch, rank, world_size)``.
@@ -247,81 +242,6 @@ class TrainModule(nn.Module):
         """batch with ids/timestamps/next_ids (B, T) -> () float32 loss (negatives from the global RNG)."""
         loss, self.stats = self.model.training_loss(batch, None)
         return loss
-
-
-def build_model(config: RunConfig, codes: np.ndarray | None = None,
-                text_vectors: np.ndarray | None = None) -> nn.Module:
-    """The network of ``config`` (``config.model.num_items`` must be the dataset's), built by its kind.
-
-    Args:
-        config: the run.
-        codes: (N, L + 1) int64 semantic IDs, required when ``config.uses_sids``.
-        text_vectors: (N, Dt) float32 item text vectors, required when ``config.uses_text``.
-    """
-    if config.uses_sids and codes is None:
-        raise ConfigError(f"a {config.kind!r} model ({MODELS[config.kind].label(config.model)}) needs semantic-ID "
-                          "codes; fit them with cobra.sid or use a run directory that holds sid_codes.npz")
-    if config.uses_text and text_vectors is None:
-        raise ConfigError(f"a {config.kind!r} model needs item text vectors; compute them with "
-                          f"cobra.text.embed_items({config.dataset!r}, {config.encoder!r})")
-    return MODELS[config.kind].build(config.model, config.train, codes if config.uses_sids else None,
-                                     text_vectors if config.uses_text else None)
-
-
-def item_text_vectors(config: RunConfig, progress: bool = False) -> np.ndarray:
-    """(N, Dt) float32 text vectors of ``config.dataset``'s items with ``config.encoder`` (cached on disk)."""
-    from cobra.text import embed_items
-
-    return embed_items(config.dataset, config.encoder, progress=progress).vectors
-
-
-def check_text_vectors(config: RunConfig, vectors: np.ndarray, where: str | Path) -> None:
-    """Refuse text vectors whose fingerprint differs from the one ``config`` was trained with."""
-    now = text_fingerprint(vectors)
-    if config.text_vectors is not None and now != config.text_vectors:
-        raise ConfigError(
-            f"{where} was trained with {config.dataset} / {config.encoder} text vectors {config.text_vectors}, but "
-            f"the embedding cache now gives {now}: the item texts or the encoder changed since. Restore the old "
-            "cache file under data/cache/embeddings, or retrain the run (a new --out)."
-        )
-
-
-def semantic_ids(config: RunConfig, progress: bool = False) -> np.ndarray:
-    """Item codes (N, L + 1) int64 for ``config``, cached under ``data_home()/sid``.
-
-    Embeds the item texts with ``config.encoder`` (:func:`cobra.text.embed_items`, itself cached) and
-    fits a residual quantiser with ``config.sid_levels`` x ``config.sid_codes`` (:mod:`cobra.sid`).
-    """
-    import logging
-
-    from cobra.sid import SIDConfig, SIDError, fit_semantic_ids, load_semantic_ids
-    from cobra.text import embed_items
-
-    sid_config = SIDConfig(levels=config.sid_levels, codes=config.sid_codes, method=config.sid_method)
-    vectors = embed_items(config.dataset, config.encoder, progress=progress).vectors
-    # The name holds the vectors' fingerprint and the quantiser's revision ("f64": float64 decisions), so
-    # codes fitted on other vectors, or by an older quantiser, are never reused.
-    digest = text_fingerprint(vectors).rsplit(":", 1)[1]
-    path = data_home() / "sid" / (f"{config.dataset}__{config.encoder}__{config.sid_method}__L{config.sid_levels}"
-                                  f"K{config.sid_codes}__{digest}__f64.npz")
-    if path.is_file():
-        # The file's content hash, its codes' ranges and its row count are checked; a damaged file is refitted.
-        try:
-            sids, hashed = load_semantic_ids(path, num_items=len(vectors))
-            if (sids.config.levels, sids.config.codes) != (config.sid_levels, config.sid_codes):
-                raise SIDError(f"{path} holds {sids.config.levels} x {sids.config.codes} codes, expected "
-                               f"{config.sid_levels} x {config.sid_codes}")
-        except SIDError as err:  # the message names the file and says what is wrong with it
-            logging.getLogger(__name__).warning("%s; refitting the semantic IDs",
-                                                str(err).removesuffix("; delete it and fit again"))
-        else:
-            if not hashed:  # written before content hashes: record one for the codes checked above
-                with contextlib.suppress(OSError):
-                    sids.save(path)
-            return sids.codes
-    sids = fit_semantic_ids(vectors, sid_config)
-    sids.save(path)  # atomic, with a content hash
-    return sids.codes
 
 
 def make_optimizer(model: nn.Module, lr: float, betas: tuple[float, float], weight_decay: float
@@ -433,175 +353,11 @@ def evaluate(model: Trainable, split: LeaveOneOut, which: str = "valid", *,
         model.train(was_training)
 
 
-# ------------------------------------------------------------------------------------------ checkpoints
-def _save_codes(path: Path, codes: np.ndarray) -> None:
-    with open(path, "wb") as f:
-        np.savez(f, codes=np.asarray(codes, dtype=np.int64))
-
-
-def load_run_codes(path: str | Path, config: RunConfig) -> np.ndarray:
-    """A run's ``sid_codes.npz``: (N, L + 1) int64 codes, checked against ``config``.
-
-    The file is read whole (each member's CRC-32 checked); N must be ``config.model.num_items``, level
-    codes must lie in ``[0, config.sid_codes)`` and uniqueness codes in ``[0, N)``.
-
-    Raises:
-        SIDError: missing, truncated or damaged file, wrong row count or codes out of range; the message
-            names the file (the CLI prints it as one ``error:`` line).
-    """
-    from cobra.sid import read_codes
-
-    return read_codes(path, codes_per_level=config.sid_codes, num_items=config.model.num_items,
-                      remedy="restore it from a copy, or retrain the run (a new --out)")
-
-
-def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
-    """``torch.save(state)`` atomically: a crash while writing leaves the previous file intact."""
-    path = Path(path)
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
-    return path
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """``torch.load(path, weights_only=True)`` with a readable error for a missing or damaged file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"checkpoint {path} does not exist; train first (python -m cobra train ... --out DIR)")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:
-        # Not torch's own message: it advises weights_only=False, which would run code from a file we cannot read.
-        raise ConfigError(f"checkpoint {path} is damaged and cannot be read ({type(err).__name__}); restore it from "
-                          f"a copy, or start the run over: delete {path.parent / 'last.pt'} and run the same train "
-                          "command") from None
-
-
-def load_weights(model: nn.Module, checkpoint: dict[str, Any], path: Path, run_dir: Path) -> None:
-    """``model.load_state_dict(checkpoint["model"])``, refusing weights of another shape with a readable error."""
-    try:
-        model.load_state_dict(checkpoint["model"])
-    except (RuntimeError, KeyError, TypeError, ValueError) as err:
-        lines = [ln.strip() for ln in str(err).strip().splitlines()] or [type(err).__name__]
-        first = lines[min(1, len(lines) - 1)].rstrip(".")  # torch: a heading, then one line per mismatch
-        raise ConfigError(
-            f"{path} does not fit the model that {run_dir / 'config.json'} describes ({first}); was config.json "
-            "edited after training? Restore its model settings, or train a new run (a new --out)"
-        ) from None
-
-
-@dataclass
-class TrainState:
-    """Loop counters stored in every checkpoint.
-
-    Attributes:
-        epoch: epochs completed.
-        step: optimiser steps taken.
-        best_metric: best validation NDCG@10 so far (-1 before the first evaluation).
-        best_epoch: the epoch (1-based) that reached it.
-        bad_evals: evaluations since the last improvement (early stopping).
-        finished: the run is over (all epochs, or stopped early).
-        seconds: wall-clock seconds spent in fit so far (training and evaluation, over all calls).
-        train_seconds: seconds spent in training steps only.
-        tokens: real (non-padding) input positions trained on, summed over ranks.
-    """
-
-    epoch: int = 0
-    step: int = 0
-    best_metric: float = -1.0
-    best_epoch: int = 0
-    bad_evals: int = 0
-    finished: bool = False
-    seconds: float = 0.0
-    train_seconds: float = 0.0
-    tokens: int = 0
-
-
-# ----------------------------------------------------------------------------------------------- logging
-class MetricsLog:
-    """``metrics.jsonl`` (one JSON object per epoch) plus TensorBoard scalars when tensorboard is installed."""
-
-    def __init__(self, out_dir: Path, keep_epochs: int) -> None:
-        self.path = out_dir / "metrics.jsonl"
-        lines = self.path.read_text().splitlines() if self.path.is_file() else []
-        kept = [ln for ln in lines if self._epoch(ln) <= keep_epochs]
-        self.path.write_text("".join(ln + "\n" for ln in kept))  # drop epochs the checkpoint does not have
-        self.writer = None
-        with contextlib.suppress(Exception):
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(str(out_dir / "tensorboard"))
-
-    @staticmethod
-    def _epoch(line: str) -> float:
-        """Epoch of a log line; a torn or empty line (a crash while appending) counts as never written."""
-        try:
-            return json.loads(line)["epoch"]
-        except (json.JSONDecodeError, KeyError, TypeError):
-            return math.inf
-
-    def write(self, record: dict[str, Any]) -> None:
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-        if self.writer is not None:
-            for key, value in record.items():
-                if isinstance(value, (int, float)) and key not in ("epoch", "step"):
-                    self.writer.add_scalar(key, value, record["epoch"])
-            self.writer.flush()
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
+# -------------------------------------------------------------------------------------------------- fit
 def _progress_bar(total: int, desc: str, enabled: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True)
-
-
-# -------------------------------------------------------------------------------------------------- fit
-def default_run_dir(preset: str) -> Path:
-    """``data_home()/runs/<preset>-<YYYYmmdd-HHMMSS>``."""
-    return data_home() / "runs" / f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-def run_dir_problem(out_dir: str | Path) -> str | None:
-    """Why :func:`fit` must not write into ``out_dir`` (a message), or None when it may.
-
-    It may when ``out_dir`` does not exist yet, is an empty directory, holds the :data:`RUN_MARKER` that ``fit``
-    writes into every run directory, or is a run written before that marker existed (a readable
-    ``config.json`` and nothing but files ``fit`` writes). Anything else is someone else's directory.
-    """
-    out_dir = Path(out_dir)
-    for path in (out_dir, *out_dir.parents):
-        if path.exists():
-            if not path.is_dir():
-                return (f"{path} is a file, not a directory; --out takes a run directory (a new or empty one, or "
-                        "one that python -m cobra train wrote)")
-            break
-    if not out_dir.is_dir() or (out_dir / RUN_MARKER).is_file():
-        return None
-    names = sorted(p.name for p in out_dir.iterdir())
-    if not names:
-        return None
-    foreign = [n for n in names if n not in RUN_FILES and not (n.startswith(".") and n.endswith(".tmp"))]
-    if not foreign:
-        with contextlib.suppress(Exception):  # a run from before the marker: adopt it
-            load_run_config(out_dir)
-            return None
-    shown = ", ".join((foreign or names)[:3]) + (", ..." if len(foreign or names) > 3 else "")
-    return (f"{out_dir} is not empty ({shown}) and is not a run directory of python -m cobra train (it has no "
-            f"{RUN_MARKER} file); train into a new or empty directory (another --out)")
-
-
-def _claim_run_dir(out_dir: Path) -> None:
-    """Create ``out_dir`` and mark it as a run directory (:data:`RUN_MARKER`: cobra version, creation time)."""
-    from cobra import __version__
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    marker = out_dir / RUN_MARKER
-    if not marker.is_file():
-        marker.write_text(json.dumps({"cobra": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}) + "\n")
 
 
 def _diverged(config: RunConfig, epoch: int, what: str, out_dir: Path) -> ConfigError:
@@ -617,22 +373,6 @@ def _diverged(config: RunConfig, epoch: int, what: str, out_dir: Path) -> Config
     )
 
 
-def _check_resumable(saved: RunConfig, config: RunConfig, out_dir: Path) -> None:
-    if saved.text_vectors is not None and saved.text_vectors != config.text_vectors:
-        raise ConfigError(f"{out_dir} was trained with text vectors {saved.text_vectors} but they are now "
-                          f"{config.text_vectors} (the embedding cache changed); train into a new --out, or delete "
-                          f"{out_dir} to start over there")
-    a, b = saved.to_dict(), config.to_dict()
-    a["model"]["num_items"] = b["model"]["num_items"]
-    diff = [f"{s}.{k}" for s in ("model", "train") for k in a[s] if a[s][k] != b[s][k] and k not in RESUMABLE_KEYS]
-    diff += [k for k in a if not isinstance(a[k], dict) and a[k] != b[k]]
-    if diff:
-        raise ConfigError(
-            f"{out_dir} holds a run with a different config ({', '.join(diff)}); resume it with the same "
-            f"settings, train into a new --out, or delete {out_dir} to start over there"
-        )
-
-
 def _result(config: RunConfig, state: TrainState, metrics: dict[str, float], out_dir: Path) -> dict[str, Any]:
     result: dict[str, Any] = {
         "model": MODELS[config.kind].label(config.model),
@@ -644,6 +384,35 @@ def _result(config: RunConfig, state: TrainState, metrics: dict[str, float], out
     result.update({k: metrics[k] for k in METRIC_KEYS})
     result.update({"best_epoch": state.best_epoch, "valid_ndcg@10": state.best_metric, "run": str(out_dir)})
     return result
+
+
+@dataclass
+class _Run:
+    """What :func:`_prepare` sets up for one call of :func:`fit`.
+
+    Attributes:
+        config: the run, with ``model.num_items`` of the data (and the text vectors' fingerprint, if it reads them).
+        out_dir: the run directory (the same on every rank).
+        device: where the model trains.
+        info: this process's place in a ``torchrun`` job.
+        split: the data.
+        codes: (N, L + 1) int64 semantic IDs, or None for models without them.
+        model: the network on ``device``, freshly initialised (the weights of ``last.pt`` come in :func:`_restore`).
+        optimizer, scheduler, scaler: AdamW, linear warm-up, and a ``GradScaler`` for fp16 on CUDA (else None).
+        start: ``time.perf_counter()`` when the setup began (its seconds count towards the run's).
+    """
+
+    config: RunConfig
+    out_dir: Path
+    device: torch.device
+    info: DistInfo
+    split: LeaveOneOut
+    codes: np.ndarray | None
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler | None
+    start: float
 
 
 def fit(
@@ -662,10 +431,11 @@ def fit(
 
     Args:
         config: the run (a preset from :func:`cobra.presets.get_preset`).
-        out_dir: run directory (default :func:`default_run_dir`); created if needed.
+        out_dir: run directory (default :func:`cobra.runs.default_run_dir`); created if needed.
         resume: continue from ``out_dir/last.pt`` when it exists (else start over, clearing the files an
             earlier run wrote there, with a note on stderr). A non-empty ``out_dir`` that is not a run
-            directory (:func:`run_dir_problem`) is refused; every run directory gets a :data:`RUN_MARKER`.
+            directory (:func:`cobra.runs.run_dir_problem`) is refused; every run directory gets a
+            :data:`cobra.runs.RUN_MARKER`.
         progress: tqdm bar with loss and tokens/s (rank 0 only).
         stop_after: return after this many epochs *in this call* (the run stays resumable), as if
             the process had been killed; the result then has ``"stopped": True`` and no test metrics.
@@ -673,13 +443,26 @@ def fit(
             the epoch's metrics record (``rank`` added; validation metrics on rank 0 only) and the
             unwrapped model; raising in it interrupts the run like a crash would.
         split: the data split to use (default: ``config.dataset`` loaded and split leave-one-out).
-        codes: (N, L) int64 semantic IDs (default: :func:`semantic_ids` when the model needs them).
-        text_vectors: (N, Dt) float32 item text vectors (default: :func:`item_text_vectors` when the
-            model needs them); their fingerprint is stored in ``config.json``.
+        codes: (N, L + 1) int64 semantic IDs (default: :func:`cobra.inputs.semantic_ids` when the model
+            needs them).
+        text_vectors: (N, Dt) float32 item text vectors (default: :func:`cobra.inputs.item_text_vectors`
+            when the model needs them); their fingerprint is stored in ``config.json``.
 
     Returns:
         dict with keys model, preset, epochs, seconds, tokens_per_second, hr@10, ndcg@10, hr@50,
         ndcg@50, hr@200, ndcg@200, mrr, best_epoch, valid_ndcg@10, run (also written to result.json).
+    """
+    run = _prepare(config, out_dir, resume, progress, split, codes, text_vectors)
+    state = _restore(run, resume)
+    stopped = _run_epochs(run, state, progress, stop_after, callback)
+    return stopped if stopped is not None else _test(run, state)
+
+
+def _prepare(config: RunConfig, out_dir: str | Path | None, resume: bool, progress: bool,
+             split: LeaveOneOut | None, codes: np.ndarray | None, text_vectors: np.ndarray | None) -> _Run:
+    """Threads, device, process group, the run directory's check, data, codes, text vectors, model, optimiser.
+
+    Seeds the global RNGs with ``train.seed`` right before the model is built (its initial weights).
     """
     tc = config.train
     if tc.num_threads > 0:
@@ -694,22 +477,25 @@ def fit(
     start = time.perf_counter()
 
     split = split if split is not None else load_split(config.dataset)
-    config = config.replace(model=config.model.replace(num_items=split.num_items))
+    config = with_num_items(config, split.num_items)
     if config.uses_sids and codes is None:
         codes_path = out_dir / "sid_codes.npz"
         if resume and codes_path.is_file():
             codes = load_run_codes(codes_path, config)
         else:
+            sid_config = sid_config_of(config)
             if info.is_main:
-                codes = semantic_ids(config, progress=progress)
+                codes = semantic_ids(config.dataset, config.encoder, sid_config, progress=progress)
             _barrier(info)
-            codes = codes if codes is not None else semantic_ids(config)  # other ranks: from the cache
+            # other ranks: from the cache
+            codes = codes if codes is not None else semantic_ids(config.dataset, config.encoder, sid_config)
     if config.uses_text:
         if text_vectors is None:
             if info.is_main:
-                text_vectors = item_text_vectors(config, progress=progress)
+                text_vectors = item_text_vectors(config.dataset, config.encoder, progress=progress)
             _barrier(info)
-            text_vectors = text_vectors if text_vectors is not None else item_text_vectors(config)
+            if text_vectors is None:  # other ranks: from the cache
+                text_vectors = item_text_vectors(config.dataset, config.encoder)
         config = config.replace(text_vectors=text_fingerprint(text_vectors))
 
     seed_everything(tc.seed, tc.deterministic)
@@ -718,18 +504,27 @@ def fit(
     scheduler = make_scheduler(optimizer, tc.warmup_steps)
     use_scaler = tc.amp == "fp16" and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda") if use_scaler else None
-    state = TrainState()
+    return _Run(config, out_dir, device, info, split, codes, model, optimizer, scheduler, scaler, start)
 
+
+def _restore(run: _Run, resume: bool) -> TrainState:
+    """Resume from ``last.pt`` (weights, optimiser, scheduler, scaler, counters, RNG states) or start over.
+
+    Starting over removes what an earlier run wrote into the directory (with a note on stderr). Either way
+    rank 0 then claims the directory and writes ``config.json`` (and ``sid_codes.npz``).
+    """
+    config, out_dir, info, tc = run.config, run.out_dir, run.info, run.config.train
+    state = TrainState()
     last = out_dir / "last.pt"
     if resume and last.is_file():
-        _check_resumable(load_run_config(out_dir), config, out_dir)
+        check_resumable(load_run_config(out_dir), config, out_dir)
         ckpt = load_checkpoint(last)  # on CPU: RNG states must stay there; load_state_dict moves the rest
-        load_weights(model, ckpt, last, out_dir)
+        load_weights(run.model, ckpt, last, out_dir)
         try:
-            optimizer.load_state_dict(ckpt["optimizer"])
-            scheduler.load_state_dict(ckpt["scheduler"])
-            if scaler is not None and ckpt.get("scaler"):
-                scaler.load_state_dict(ckpt["scaler"])
+            run.optimizer.load_state_dict(ckpt["optimizer"])
+            run.scheduler.load_state_dict(ckpt["scheduler"])
+            if run.scaler is not None and ckpt.get("scaler"):
+                run.scaler.load_state_dict(ckpt["scaler"])
             state = TrainState(**ckpt["state"])
             set_rng_state(ckpt["rng"])
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
@@ -747,11 +542,24 @@ def fit(
         for stale in old:
             (out_dir / stale).unlink(missing_ok=True)
     if info.is_main:
-        _claim_run_dir(out_dir)
+        claim_run_dir(out_dir)
         save_run_config(config, out_dir / "config.json")
-        if codes is not None:
-            atomic_write(out_dir / "sid_codes.npz", lambda tmp: _save_codes(tmp, codes))
+        if run.codes is not None:
+            save_run_codes(out_dir / "sid_codes.npz", run.codes)
     _barrier(info)
+    return state
+
+
+def _run_epochs(run: _Run, state: TrainState, progress: bool, stop_after: int | None,
+                callback: Callable[[dict[str, Any], nn.Module], None] | None) -> dict[str, Any] | None:
+    """Train, validate (rank 0) and checkpoint epoch by epoch until the run is finished.
+
+    Returns:
+        None when the run is finished, or ``{"stopped": True, "epochs", "run"}`` after ``stop_after`` epochs.
+    """
+    config, model, out_dir, info, device = run.config, run.model, run.out_dir, run.info, run.device
+    tc = config.train
+    last = out_dir / "last.pt"
     log = MetricsLog(out_dir, state.epoch) if info.is_main else None
 
     module = TrainModule(model)
@@ -763,16 +571,16 @@ def fit(
     if tc.compile:
         trainer = torch.compile(trainer)
 
-    windows = TrainWindows(split, config.model.max_seq_len)
+    windows = TrainWindows(run.split, config.model.max_seq_len)
     epochs_this_call = 0
-    state.seconds += time.perf_counter() - start
+    state.seconds += time.perf_counter() - run.start
     try:
         while state.epoch < tc.epochs and not state.finished:
             if stop_after is not None and epochs_this_call >= stop_after:
                 return {"stopped": True, "epochs": state.epoch, "run": str(out_dir)}
             t_epoch = time.perf_counter()
-            record = _train_epoch(trainer, module, optimizer, scheduler, scaler, windows, config, state, info,
-                                  device, progress)
+            record = _train_epoch(trainer, module, run.optimizer, run.scheduler, run.scaler, windows, config, state,
+                                  info, device, progress)
             if not math.isfinite(record["loss"]):  # the same on every rank (summed over ranks)
                 raise _diverged(config, state.epoch + 1, f"the mean training loss is {record['loss']}", out_dir)
             state.epoch += 1
@@ -781,7 +589,7 @@ def fit(
             if info.is_main:
                 if state.epoch % tc.eval_every == 0 or state.epoch == tc.epochs:
                     try:
-                        valid = evaluate(model, split, "valid", batch_size=tc.eval_batch_size, amp=tc.amp,
+                        valid = evaluate(model, run.split, "valid", batch_size=tc.eval_batch_size, amp=tc.amp,
                                          device=device)
                     except ValueError as err:  # cobra.metrics refuses NaN scores
                         if "NaN" not in str(err):
@@ -802,8 +610,9 @@ def fit(
             if info.is_main:
                 log.write(record)
                 save_checkpoint(last, {
-                    "version": CHECKPOINT_VERSION, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
+                    "version": CHECKPOINT_VERSION, "model": model.state_dict(),
+                    "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
+                    "scaler": run.scaler.state_dict() if run.scaler else None,
                     "rng": rng_state(), "state": dataclasses.asdict(state),
                 })
             _barrier(info)
@@ -812,17 +621,22 @@ def fit(
     finally:
         if log is not None:
             log.close()
+    return None
 
+
+def _test(run: _Run, state: TrainState) -> dict[str, Any]:
+    """Rank 0: the test metrics of ``best.pt``, written to ``result.json``; every rank returns them."""
     result: dict[str, Any] = {}
-    if info.is_main:
+    if run.info.is_main:
+        tc = run.config.train
         t_test = time.perf_counter()
-        best = load_checkpoint(out_dir / "best.pt", map_location=device)
-        model.load_state_dict(best["model"])
-        test = evaluate(model, split, "test", batch_size=tc.eval_batch_size, amp=tc.amp, device=device)
+        best = load_checkpoint(run.out_dir / "best.pt", map_location=run.device)
+        run.model.load_state_dict(best["model"])
+        test = evaluate(run.model, run.split, "test", batch_size=tc.eval_batch_size, amp=tc.amp, device=run.device)
         state.seconds += time.perf_counter() - t_test
-        result = _result(config, state, test, out_dir)
-        atomic_write(out_dir / "result.json", lambda tmp: tmp.write_text(json.dumps(result, indent=2) + "\n"))
-    return _broadcast(info, result)
+        result = _result(run.config, state, test, run.out_dir)
+        atomic_write(run.out_dir / "result.json", lambda tmp: tmp.write_text(json.dumps(result, indent=2) + "\n"))
+    return _broadcast(run.info, result)
 
 
 def _train_epoch(trainer: nn.Module, module: TrainModule, optimizer: torch.optim.Optimizer,
@@ -869,47 +683,7 @@ def _train_epoch(trainer: nn.Module, module: TrainModule, optimizer: torch.optim
     return record
 
 
-# ------------------------------------------------------------------------------------------- load / CLI
-def load_run(run_dir: str | Path, checkpoint: str = "best.pt", *, split: LeaveOneOut | None = None,
-             text_vectors: np.ndarray | None = None) -> tuple[nn.Module, RunConfig, LeaveOneOut]:
-    """Rebuild a trained model of any kind from a run directory.
-
-    Semantic IDs come from the run's ``sid_codes.npz``; text vectors (COBRA) are re-derived from the
-    embedding cache and must match the fingerprint stored in ``config.json``.
-
-    Args:
-        run_dir: a directory written by :func:`fit`.
-        checkpoint: ``best.pt`` (falls back to ``last.pt`` when absent) or ``last.pt``.
-        split: the data split (default: ``config.dataset`` loaded and split leave-one-out).
-        text_vectors: (N, Dt) float32 item text vectors (default: :func:`item_text_vectors`); checked
-            against the run's fingerprint either way.
-
-    Returns:
-        (model in eval mode on CPU with the weights of ``checkpoint``, its RunConfig, the data split).
-    """
-    run_dir = Path(run_dir)
-    config = load_run_config(run_dir)
-    split = split if split is not None else load_split(config.dataset)
-    if split.num_items != config.model.num_items:
-        raise ConfigError(f"{run_dir} was trained on {config.model.num_items} items but {config.dataset} "
-                          f"now has {split.num_items}; the dataset cache changed, retrain the run")
-    codes = None
-    if config.uses_sids:
-        path = run_dir / "sid_codes.npz"
-        if not path.is_file():
-            raise ConfigError(f"{path} is missing; the run's semantic IDs are needed to rebuild its model")
-        codes = load_run_codes(path, config)
-    if config.uses_text:
-        text_vectors = text_vectors if text_vectors is not None else item_text_vectors(config)
-        check_text_vectors(config, text_vectors, run_dir)
-    model = build_model(config, codes, text_vectors)
-    path = run_dir / checkpoint
-    if not path.is_file() and checkpoint == "best.pt":
-        path = run_dir / "last.pt"
-    load_weights(model, load_checkpoint(path), path, run_dir)
-    return model.eval(), config, split
-
-
+# ------------------------------------------------------------------------------------------------- CLI
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C during a long command: ``str(err)`` is one line saying how to resume (the CLI prints it, exit 130)."""
 

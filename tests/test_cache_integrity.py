@@ -44,7 +44,7 @@ class Prepared:
     vectors: np.ndarray
     sids: SemanticIDs
     sid_file: Path  # SemanticIDs.save
-    run_codes: Path  # a run's sid_codes.npz, as cobra.train writes it
+    run_codes: Path  # a run's sid_codes.npz, as cobra.runs.save_run_codes writes it
 
 
 def new_home(prepared: Prepared, home: Path) -> Path:
@@ -78,7 +78,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Prepared:
     sid_file = sids.save(root / "sid" / "toy.npz")
     run_codes = root / "run" / "sid_codes.npz"
     run_codes.parent.mkdir()
-    with open(run_codes, "wb") as f:  # as cobra.train._save_codes writes it
+    with open(run_codes, "wb") as f:  # as cobra.runs.save_run_codes writes it
         np.savez(f, codes=sids.codes)
     return Prepared(root, data, items, emb.path, emb.vectors, sids, sid_file, run_codes)
 
@@ -220,10 +220,10 @@ def test_damaged_run_codes_are_refused(prepared: Prepared, where: float, flip: i
 def test_semantic_ids_cache_refits_a_damaged_file(prepared: Prepared, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch,
                                                   caplog: pytest.LogCaptureFixture) -> None:
-    """cobra.train.semantic_ids: a cache file that fails its hash is refitted (same codes), with one warning."""
+    """cobra.inputs.semantic_ids: a cache file that fails its hash is refitted (same codes), with one warning."""
     import cobra.text
+    from cobra.inputs import semantic_ids, sid_config_of
     from cobra.presets import get_preset
-    from cobra.train import semantic_ids
 
     monkeypatch.setenv("COBRA_HOME", str(tmp_path))
     vectors = prepared.vectors
@@ -234,15 +234,15 @@ def test_semantic_ids_cache_refits_a_damaged_file(prepared: Prepared, tmp_path: 
 
     monkeypatch.setattr(cobra.text, "embed_items", lambda *a, **k: Fake())
     config = get_preset("tiger-cpu", {"sid_levels": 2, "sid_codes": 4, "encoder": "tfidf"})
-    first = semantic_ids(config)
+    first = semantic_ids(config.dataset, config.encoder, sid_config_of(config))
     (path,) = (tmp_path / "sid").glob("*.npz")
     assert SemanticIDs.load(path).codes.shape == (ITEMS, 3)
     good = path.read_bytes()
     raw = bytearray(good)
     raw[len(raw) // 2] ^= 0x10
     path.write_bytes(bytes(raw))
-    with caplog.at_level(logging.WARNING, logger="cobra.train"):
-        again = semantic_ids(config)
+    with caplog.at_level(logging.WARNING, logger="cobra.inputs"):
+        again = semantic_ids(config.dataset, config.encoder, sid_config_of(config))
     assert np.array_equal(again, first)
     assert [r.getMessage() for r in caplog.records if "refitting" in r.getMessage()]
     assert str(path) in caplog.text

@@ -285,12 +285,29 @@ def test_hub_encoder_names_stay_inside_the_cache(tmp_path: Path) -> None:
     c = _set("encoder=sentence-transformers/all-MiniLM-L6-v2", preset="hstu-sid-cpu")
     assert c.encoder == "sentence-transformers/all-MiniLM-L6-v2"
     assert _set("encoder=Qwen/Qwen3-Embedding-0.6B").encoder == "Qwen/Qwen3-Embedding-0.6B"
-    # cobra.train.semantic_ids names its cache file like this: the one '/' only makes a sub-folder of sid/.
+    # cobra.inputs.semantic_ids names its cache file like this: the one '/' only makes a sub-folder of sid/.
     root = tmp_path / "sid"
     path = root / (f"{c.dataset}__{c.encoder}__{c.sid_method}__L{c.sid_levels}K{c.sid_codes}__abc__f64.npz")
     assert path.resolve().is_relative_to(root.resolve())
     # and default_run_dir: runs/<preset>-<time>
     assert (tmp_path / "runs" / f"{c.preset}-20240101-000000").resolve().is_relative_to((tmp_path / "runs").resolve())
+
+
+def test_sid_cache_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run's codes keep their cache file name; SIDConfig fields outside the name add a suffix when not default."""
+    import numpy as np
+
+    from cobra.inputs import sid_cache_path, sid_config_of, text_fingerprint
+    from cobra.sid import SIDConfig
+
+    monkeypatch.setenv("COBRA_HOME", str(tmp_path))
+    c = get_preset("hstu-sid-cpu")
+    vectors = np.ones((3, 2), dtype=np.float32)
+    digest = text_fingerprint(vectors).rsplit(":", 1)[1]
+    path = sid_cache_path(c.dataset, c.encoder, sid_config_of(c), vectors)
+    assert path == tmp_path / "sid" / f"ml-100k__minilm__balanced__L3K32__{digest}__f64.npz"
+    other = sid_cache_path(c.dataset, c.encoder, SIDConfig(levels=3, codes=32, seed=1, iters=9), vectors)
+    assert other.name == f"ml-100k__minilm__balanced__L3K32__{digest}__iters9__seed1__f64.npz"
 
 
 def test_reloaded_configs_are_type_checked() -> None:

@@ -14,7 +14,7 @@ import torch
 
 import cobra.train as train
 from cobra.cli import main
-from cobra.train import RUN_MARKER, load_checkpoint, run_dir_problem
+from cobra.runs import RUN_MARKER, load_checkpoint, run_dir_problem
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
