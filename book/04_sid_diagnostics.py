@@ -24,16 +24,16 @@
 #
 # The metrics live in `cobra.sid_metrics` (`sid_report`, `normalized_entropy`,
 # `collision_rates`, `level_stats`); the benchmark that runs them at
-# MovieLens-20M scale is `cobra.sid_bench`.
+# MovieLens-20M scale is `cobra.bench.sid`.
 
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from cobra.bench.sid import synthetic_embeddings
 from cobra.book import glue, setup
 from cobra.sid import METHODS, SIDConfig, fit_semantic_ids, size_bounds
-from cobra.sid_bench import synthetic_embeddings
 from cobra.sid_metrics import collision_rates, normalized_entropy, sid_report
 from cobra.text import embed_items
 

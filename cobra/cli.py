@@ -154,7 +154,7 @@ def _sid(args: argparse.Namespace) -> dict[str, Any]:
                           "pass one or the other")
     prof = get_profile(args.profile)
     if args.vectors:
-        from cobra.sid_bench import load_vectors
+        from cobra.bench.sid import load_vectors
 
         vectors = load_vectors(args.vectors)
     else:
@@ -170,43 +170,58 @@ def _sid(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------- bench ----
+# One subcommand per benchmark (cobra.bench.BENCHMARKS), each with its own flags, so a flag of another
+# benchmark is argparse's own error. A flag's dest is the keyword argument of the benchmark's run();
+# None (not given) means the benchmark's default.
+def _bench_quality_args(p: argparse.ArgumentParser) -> list[argparse.Action]:
+    return [
+        p.add_argument("--models", help="comma-separated presets "
+                       "(default hstu-cpu,sasrec-cpu,hstu-sid-cpu,tiger-cpu,cobra-cpu)"),
+        p.add_argument("--seeds", type=int, help="runs per model, seeds 0..N-1 (default 3)"),
+        p.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE",
+                       help="override a setting of every run (repeatable), e.g. model.lambda_vid=0"),
+        p.add_argument("--resume", action="store_true", help="reuse finished runs instead of retraining"),
+        p.add_argument("--out", help="also write the JSON result to this file"),
+    ]
+
+
+def _bench_batch_args(p: argparse.ArgumentParser) -> list[argparse.Action]:
+    return [
+        p.add_argument("--batch-sizes", help="comma-separated batch sizes (default 16,64,256)"),
+        p.add_argument("--negatives", help="comma-separated VID negatives (default in-batch,catalogue)"),
+        p.add_argument("--seeds", type=int, help="runs per cell, seeds 0..N-1 (default 3)"),
+        p.add_argument("--device", help="device of the runs (default the preset's)"),
+        p.add_argument("--jobs", type=int, help="runs trained at once, one process each (default 1)"),
+        p.add_argument("--out", help="also write the JSON result to this file"),
+    ]
+
+
+BENCH_FLAGS: dict[str, Callable[[argparse.ArgumentParser], list[argparse.Action]]] = {
+    "quality": _bench_quality_args,
+    "batch": _bench_batch_args,
+}  # benchmarks not listed take no flags besides --profile and --json
+
+
 def _bench_args(p: argparse.ArgumentParser) -> None:
     from cobra.bench import BENCHMARKS
 
-    # Defaults are None (= not given): each benchmark takes only its own flags (cobra.bench.BENCH_OPTIONS).
-    p.add_argument("name", choices=sorted(BENCHMARKS), help="which benchmark")
-    p.add_argument("--models", help="bench quality: comma-separated presets "
-                   "(default hstu-cpu,sasrec-cpu,hstu-sid-cpu,tiger-cpu,cobra-cpu)")
-    p.add_argument("--seeds", type=int, help="bench quality / batch: seeds per model or cell (default 3)")
-    p.add_argument("--out", help="bench quality / batch: also write the JSON result to this file")
-    p.add_argument("--resume", action="store_true", default=None,
-                   help="bench quality: reuse finished runs instead of retraining")
-    p.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE",
-                   help="bench quality: override a setting of every run (repeatable), e.g. model.lambda_vid=0")
-    p.add_argument("--batch-sizes", help="bench batch: comma-separated batch sizes (default 16,64,256)")
-    p.add_argument("--negatives", help="bench batch: comma-separated VID negatives (default in-batch,catalogue)")
-    p.add_argument("--device", help="bench batch: device of the runs (default the preset's)")
-    p.add_argument("--jobs", type=int, help="bench batch: runs trained at once, one process each (default 1)")
-
-
-def _flag(option: str) -> str:
-    return "--set" if option == "sets" else "--" + option.replace("_", "-")
+    sub = p.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+    for name, bench in BENCHMARKS.items():
+        b = sub.add_parser(name, help=bench.help, description=bench.help)
+        # Also accepted after the benchmark's name; SUPPRESS keeps a value given before it (bench --json quality).
+        b.add_argument("--profile", choices=sorted(PROFILES), default=argparse.SUPPRESS, help="cpu (default) or 4090d")
+        b.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                       help="print one JSON object as the last line")
+        flags = BENCH_FLAGS[name](b) if name in BENCH_FLAGS else []
+        b.set_defaults(bench_options=tuple(action.dest for action in flags))
 
 
 @command("bench", "benchmarks that print measured ratios side by side", _bench_args)
 def _bench(args: argparse.Namespace) -> dict[str, Any]:
-    from cobra.bench import BENCH_OPTIONS, BENCHMARKS
+    from cobra.bench import BENCHMARKS
 
-    every = sorted({o for options in BENCH_OPTIONS.values() for o in options})
-    given = {o: getattr(args, o) for o in every if getattr(args, o) is not None}
-    takes = BENCH_OPTIONS[args.name]
-    extra = [_flag(o) for o in given if o not in takes]
-    if extra:
-        users = sorted({name for o in given if o not in takes for name, opts in BENCH_OPTIONS.items() if o in opts})
-        own = f"its options are {', '.join(map(_flag, takes))}" if takes else "it takes no options"
-        raise ConfigError(f"bench {args.name} does not use {', '.join(extra)} (for bench {' / '.join(users)}); "
-                          f"{own} besides --profile and --json")
-    return BENCHMARKS[args.name](profile=args.profile, progress=not args.json, **given)
+    options = {dest: getattr(args, dest) for dest in args.bench_options}
+    return BENCHMARKS[args.benchmark].run(profile=args.profile, progress=not args.json, **options)
 
 
 # ---------------------------------------------------------------- main ----

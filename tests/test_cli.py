@@ -100,17 +100,42 @@ def test_user_mistakes_are_one_error_line(capsys, argv, says):
     assert says in one_error_line(capsys, *argv)
 
 
-@pytest.mark.parametrize(("argv", "says"), [
-    (["bench", "batch", "--set", "model.dim=8"], "bench batch does not use --set (for bench quality)"),
-    (["bench", "batch", "--resume"], "does not use --resume"),
-    (["bench", "quality", "--jobs", "2", "--batch-sizes", "16"],
-     "does not use --batch-sizes, --jobs (for bench batch)"),
-    (["bench", "speed", "--seeds", "2"], "bench speed does not use --seeds (for bench batch / quality); it takes no"),
-    (["bench", "data", "--out", "x.json"], "bench data does not use --out"),
-    (["bench", "sid", "--models", "hstu-cpu"], "bench sid does not use --models"),
+@pytest.mark.parametrize(("argv", "extra"), [
+    (["bench", "batch", "--set", "model.dim=8"], "--set model.dim=8"),
+    (["bench", "batch", "--resume"], "--resume"),
+    (["bench", "quality", "--jobs", "2", "--batch-sizes", "16"], "--jobs 2 --batch-sizes 16"),
+    (["bench", "speed", "--seeds", "2"], "--seeds 2"),
+    (["bench", "data", "--out", "x.json"], "--out x.json"),
+    (["bench", "sid", "--models", "hstu-cpu"], "--models hstu-cpu"),
 ])
-def test_bench_refuses_flags_of_other_benches(capsys, argv, says):
-    assert says in one_error_line(capsys, *argv)
+def test_bench_refuses_flags_of_other_benches(capsys, argv, extra):
+    """Each benchmark is a subcommand with only its own flags: another's is argparse's usage error (exit 2)."""
+    with pytest.raises(SystemExit) as stop:
+        main([*argv, "--json"])
+    assert stop.value.code == 2
+    assert f"error: unrecognized arguments: {extra}\n" in capsys.readouterr().err
+
+
+def test_bench_profile_and_json_before_or_after_the_benchmark():
+    from cobra.cli import build_parser
+
+    for argv in (["bench", "--json", "--profile", "4090d", "quality"],
+                 ["bench", "quality", "--json", "--profile", "4090d"]):
+        args = build_parser().parse_args(argv)
+        assert (args.benchmark, args.json, args.profile) == ("quality", True, "4090d")
+    args = build_parser().parse_args(["bench", "data"])
+    assert (args.json, args.profile, args.bench_options) == (False, None, ())
+
+
+def test_every_benchmark_is_a_module_with_run():
+    import importlib
+
+    from cobra.bench import BENCHMARKS
+
+    assert sorted(BENCHMARKS) == ["batch", "data", "quality", "sid", "speed"]
+    for name, bench in BENCHMARKS.items():
+        module = importlib.import_module(bench.module)
+        assert callable(module.run) and f"python -m cobra bench {name}" in module.__doc__
 
 
 def test_bench_out_must_be_a_file(capsys, tmp_path):
@@ -120,8 +145,8 @@ def test_bench_out_must_be_a_file(capsys, tmp_path):
 
 def test_readme_bench_commands_pass_their_flags(monkeypatch, tmp_path, capsys):
     """The README's bench command lines reach the benchmark with their flags (the benchmark itself stubbed)."""
-    import cobra.batch_bench as bb
-    import cobra.train_bench as tb
+    import cobra.bench.batch as bb
+    import cobra.bench.quality as tb
 
     calls = []
     monkeypatch.setattr(tb, "bench_quality", lambda models, seeds, **kw: calls.append((list(models), seeds, kw)) or {})
@@ -149,7 +174,7 @@ def test_cobra_home_pointing_at_a_file(capsys, monkeypatch, tmp_path):
 
 
 def test_ctrl_c_in_bench_quality_says_resume(capsys, monkeypatch):
-    import cobra.train_bench as tb
+    import cobra.bench.quality as tb
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

@@ -1,4 +1,4 @@
-"""Sequences, leave-one-out split, padded batches and the synthetic benchmark (cobra.data)."""
+"""Sequences, leave-one-out split, padded batches (cobra.data) and the synthetic benchmark (cobra.bench.data)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 import torch
 
+from cobra.bench.data import bench_data
 from cobra.config import ConfigError
 from cobra.data import (
     Batch,
     DataError,
     Sequences,
     TrainWindows,
-    bench_data,
     build_sequences,
     collate_batch,
     eval_batches,

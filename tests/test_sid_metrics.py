@@ -1,4 +1,4 @@
-"""Tests of cobra.sid_metrics (hand-worked cases) and a tiny run of cobra.sid_bench."""
+"""Tests of cobra.sid_metrics (hand-worked cases) and a tiny run of cobra.bench.sid."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from cobra.sid import SIDConfig, fit_semantic_ids, size_bounds
-from cobra.sid_bench import (
+from cobra.bench.sid import (
     REAL_MINILM_STATS,
     SPECTRUM,
     bench_sid,
@@ -17,6 +16,7 @@ from cobra.sid_bench import (
     format_sid_bench,
     synthetic_embeddings,
 )
+from cobra.sid import SIDConfig, fit_semantic_ids, size_bounds
 from cobra.sid_metrics import collision_rates, group_sizes, level_stats, normalized_entropy, sid_report
 
 REPORT_KEYS = {"method", "levels", "codes", "items", "seconds", "per_level", "collision_rate", "uniq_max"}
@@ -166,8 +166,8 @@ def test_bench_sid_small():
 
 
 def test_load_vectors(tmp_path):
+    from cobra.bench.sid import load_vectors
     from cobra.sid import SIDError
-    from cobra.sid_bench import load_vectors
 
     a = np.arange(12, dtype=np.float64).reshape(4, 3)
     np.save(tmp_path / "v.npy", a)

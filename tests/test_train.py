@@ -13,16 +13,14 @@ import torch
 from cobra.config import ConfigError
 from cobra.data import build_sequences, leave_one_out, synthetic_movielens
 from cobra.presets import get_preset, load_run_config
+from cobra.runs import load_checkpoint, load_run, save_checkpoint
 from cobra.train import (
     RESULT_KEYS,
     cli_eval_run,
     cli_train,
     epoch_order,
     fit,
-    load_checkpoint,
-    load_run,
     rng_state,
-    save_checkpoint,
     set_rng_state,
 )
 
@@ -205,7 +203,7 @@ def test_hstu_cpu_beats_popular(tmp_path: Path) -> None:
 
 
 def test_bench_speed_small() -> None:
-    from cobra.train_bench import bench_speed
+    from cobra.bench.speed import bench_speed
 
     result = bench_speed(lengths=(8, 16), dim=16, batch_size=4, steps=1, num_items=50, device="cpu",
                          gpu_presets=("hstu-cpu", "cobra-cpu"))
@@ -288,7 +286,7 @@ def test_decode_flag_only_for_cobra_runs(tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_bench_quality_curves_decodes_and_out_file(tmp_path: Path) -> None:
-    import cobra.train_bench as tb
+    import cobra.bench.quality as tb
     from cobra.decode import DECODERS
 
     tiny = {"model.dim": 16, "model.max_seq_len": 8, "model.num_blocks": 1, "epochs": 2, "patience": 0,
@@ -310,13 +308,13 @@ def test_bench_quality_curves_decodes_and_out_file(tmp_path: Path) -> None:
     assert result["overrides"] == tiny
     assert [len(p.name) for p in tmp_path.glob("cobra-cpu-*-seed1")] == [len("cobra-cpu-12345678-seed1")]
     with pytest.raises(ConfigError, match="unknown preset"):
-        tb.cli_bench_quality(models="cobra-gpu", seeds=1, progress=False)
+        tb.run(models="cobra-gpu", seeds=1, progress=False)
     with pytest.raises(ConfigError, match="'model.nope'"):
-        tb.cli_bench_quality(models="cobra-cpu", seeds=1, sets=["model.nope=1"], progress=False)
+        tb.run(models="cobra-cpu", seeds=1, sets=["model.nope=1"], progress=False)
 
 
 def test_bench_out_file(tmp_path: Path) -> None:
-    from cobra.bench import write_result
+    from cobra.bench.common import write_result
 
     out = tmp_path / "bench" / "quality.json"
     result = {"models": {"a": {"ndcg@10_mean": 0.1}}, "seeds": 3}
@@ -330,7 +328,7 @@ def test_bench_out_file(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------ bench batch
 def test_bench_batch_step_clock(tmp_path):
     """Every run is validated on the same clock of optimiser steps, whatever its batch size."""
-    from cobra.batch_bench import batch_overrides, bench_batch
+    from cobra.bench.batch import batch_overrides, bench_batch
 
     assert batch_overrides(16, 943, 4)["train.eval_every"] == 1  # 59 steps per epoch
     assert batch_overrides(256, 943, 4)["train.eval_every"] == 16  # 4 steps per epoch -> 64 steps

@@ -1,11 +1,15 @@
-"""Benchmark of the semantic-ID methods: ``kmeans``, ``balanced``, ``seed-heuristic`` and scikit-learn.
-
-Runs every method with the same levels x codes on the ML-100K item vectors (when given) and on a
-synthetic MovieLens-20M-sized catalogue (27,000 x 1,024) shaped like real text embeddings, and
-reports fit seconds and the diagnostics of :mod:`cobra.sid_metrics` side by side, plus whether the
-``balanced`` targets of issue 3 hold.
+"""Benchmark of the semantic-ID methods: ``python -m cobra bench sid [--json]``.
 
 Explained in chapter 04 (diagnostics).
+
+:func:`bench_sid` runs ``kmeans``, ``balanced``, ``seed-heuristic`` and scikit-learn's KMeans with the
+same levels x codes on the ML-100K item vectors (when given) and on a synthetic MovieLens-20M-sized
+catalogue (27,000 x 1,024) shaped like real text embeddings (:func:`synthetic_embeddings`, calibrated
+with :func:`embedding_stats`), and reports fit seconds and the diagnostics of :mod:`cobra.sid_metrics`
+side by side, plus whether the ``balanced`` targets of issue 3 hold (:func:`format_sid_bench` prints
+them as a table). :func:`run` is the command, on the profile's item vectors.
+
+Also here: :func:`load_vectors`, the reader of a saved (N, D) matrix behind ``python -m cobra sid --vectors``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
+from cobra.config import get_profile
 from cobra.sid import (
     ResidualQuantizer,
     SemanticIDs,
@@ -342,3 +347,13 @@ def _join(levels: list[dict], key: str, fmt: str, sep: str) -> str:
 
 def _fmt(v: object) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def run(*, profile: str | None = None, progress: bool = True) -> dict:
+    """``python -m cobra bench sid [--profile P] [--json]``: every method on the profile's item vectors and the
+    synthetic 27k x 1024 set."""
+    from cobra.text import embed_items
+
+    prof = get_profile(profile)
+    vectors = embed_items(prof.dataset, prof.encoder, progress=progress).vectors
+    return bench_sid(vectors, verbose=progress)

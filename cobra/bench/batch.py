@@ -19,6 +19,9 @@ validation checkpoint is tested. Everything else is the preset's (learning rate 
 Runs are cached in ``data_home()/runs/bench-batch/<negatives>-b<B>-seed<s>`` and reused, so an
 interrupted grid resumes. ``jobs > 1`` trains that many runs at once in separate processes: the
 ``cpu`` preset's runs are small, and one GPU has room for a whole grid of them.
+
+* :func:`bench_batch` -- the grid; :func:`batch_overrides` -- one run's ``--set`` values on the step clock.
+* :func:`run` -- the command: checks its flags before any training, says how to resume on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -32,12 +35,12 @@ from typing import Any
 
 import numpy as np
 
-from cobra.bench import check_out_file, mean_std, write_result
+from cobra.bench.common import check_out_file, mean_std, write_result
 from cobra.config import ConfigError, data_home
-from cobra.data import TrainWindows
+from cobra.data import TrainWindows, load_split
 from cobra.losses import VID_NEGATIVES
 from cobra.presets import RunConfig, get_preset
-from cobra.train import Interrupted, fit, load_split
+from cobra.train import Interrupted, fit
 
 BATCH_SIZES = (16, 64, 256)
 NEGATIVES = ("in-batch", "catalogue")
@@ -151,13 +154,14 @@ def _positive_ints(text: str | Sequence[int], flag: str) -> list[int]:
     return values
 
 
-def cli_bench_batch(batch_sizes: str | Sequence[int] | None = None, negatives: str | Sequence[str] | None = None,
-                    seeds: int | None = None, device: str | None = None, jobs: int | None = None,
-                    out: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
+def run(*, batch_sizes: str | Sequence[int] | None = None, negatives: str | Sequence[str] | None = None,
+        seeds: int | None = None, device: str | None = None, jobs: int | None = None,
+        out: str | Path | None = None, profile: str | None = None, progress: bool = True) -> dict[str, Any]:
     """``python -m cobra bench batch [--batch-sizes 16,64,256] [--negatives in-batch,catalogue] [--seeds 3]
     [--device cuda] [--jobs N] [--out FILE] [--json]``; with ``--out`` the JSON is also written to ``FILE``.
 
-    The arguments are the flags' strings (None: the defaults); each is checked before any training."""
+    The arguments are the flags' strings (None: the defaults); each is checked before any training.
+    ``profile`` is not used: the runs are the ``cobra-cpu`` preset's."""
     sizes = list(BATCH_SIZES) if batch_sizes is None else _positive_ints(batch_sizes, "--batch-sizes")
     if negatives is None:
         negatives = list(NEGATIVES)
