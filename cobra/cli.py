@@ -17,11 +17,11 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cobra.config import HOME_ENV, PROFILES, CobraError, ConfigError, get_profile
+from cobra.config import HOME_ENV, PROFILES, CobraError, ConfigError, Interrupted, get_profile, parse_overrides
 
 Runner = Callable[[argparse.Namespace], dict[str, Any]]
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Runner]] = {}
@@ -96,9 +96,9 @@ def _eval(args: argparse.Namespace) -> dict[str, Any]:
         if args.dataset:
             raise ConfigError("--dataset goes with --baseline; a run is scored on the dataset it was trained on "
                               "(its config.json): drop --dataset")
-        from cobra.train import cli_eval_run
+        from cobra.train import evaluate_run
 
-        return cli_eval_run(args.run, split=args.split, decode=args.decode)
+        return evaluate_run(args.run, split=args.split, decode=args.decode)
     if args.decode is not None:
         raise ConfigError("--decode chooses how a COBRA run decodes (eval --run DIR --decode MODE); a baseline has "
                           "one way to score items: drop --decode")
@@ -116,10 +116,29 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                    "an unfinished run there is resumed")
 
 
+def cli_train(preset: str | None = None, sets: Sequence[str] = (), out: str | Path | None = None,
+              profile: str | None = None, progress: bool = True) -> dict[str, Any]:
+    """``python -m cobra train --preset NAME [--set key=value ...] [--out DIR] [--profile P] [--json]``.
+
+    ``sets`` are the ``--set`` strings. Ctrl-C raises :class:`~cobra.config.Interrupted` naming the run
+    directory (its last checkpoint is intact: the same command resumes it).
+    """
+    from cobra.presets import get_preset
+    from cobra.runs import default_run_dir
+    from cobra.train import fit
+
+    preset = preset or f"hstu-{get_profile(profile).name}"
+    config = get_preset(preset, parse_overrides(list(sets)))
+    run_dir = Path(out) if out else default_run_dir(config.preset)
+    try:
+        return fit(config, run_dir, progress=progress)
+    except KeyboardInterrupt:
+        how = "run the same command" if out else f"run the same command with --out {run_dir}"
+        raise Interrupted(f"interrupted; {how} to resume (run directory: {run_dir})") from None
+
+
 @command("train", "train a preset; checkpoints every epoch and resumes where it stopped", _train_args)
 def _train(args: argparse.Namespace) -> dict[str, Any]:
-    from cobra.train import cli_train
-
     return cli_train(preset=args.preset, sets=args.set, out=args.out, profile=args.profile, progress=not args.json)
 
 
@@ -260,9 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
-        train = sys.modules.get("cobra.train")  # its Interrupted says how to resume; only it can have raised one
-        interrupted = train is not None and isinstance(err, train.Interrupted)
-        print(str(err) if interrupted else "interrupted", file=sys.stderr)
+        print(str(err) if isinstance(err, Interrupted) else "interrupted", file=sys.stderr)
         return 130
     if args.json:
         print(json.dumps(result))

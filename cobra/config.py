@@ -49,6 +49,10 @@ class ConfigError(CobraError, ValueError):
     """A config that cannot be built: unknown key, bad value or unknown name."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a long command: ``str(err)`` is one line saying how to resume (the CLI prints it, exit 130)."""
+
+
 @dataclass(frozen=True)
 class Profile:
     """The scale every chapter and command runs at.

@@ -40,7 +40,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,7 +50,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from cobra.config import ConfigError, atomic_write, get_profile, parse_overrides
+from cobra.config import ConfigError, atomic_write
 from cobra.data import Batch, LeaveOneOut, TrainWindows, load_split
 from cobra.inputs import item_text_vectors, semantic_ids, sid_config_of, text_fingerprint
 from cobra.model_kinds import MODELS, Trainable
@@ -684,29 +684,8 @@ def _train_epoch(trainer: nn.Module, module: TrainModule, optimizer: torch.optim
 
 
 # ------------------------------------------------------------------------------------------------- CLI
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during a long command: ``str(err)`` is one line saying how to resume (the CLI prints it, exit 130)."""
-
-
-def cli_train(preset: str | None = None, sets: Sequence[str] = (), out: str | Path | None = None,
-              profile: str | None = None, progress: bool = True) -> dict[str, Any]:
-    """``python -m cobra train --preset NAME [--set key=value ...] [--out DIR] [--profile P] [--json]``.
-
-    ``sets`` are the ``--set`` strings. Ctrl-C raises :class:`Interrupted` naming the run directory (its last
-    checkpoint is intact: the same command resumes it).
-    """
-    preset = preset or f"hstu-{get_profile(profile).name}"
-    config = get_preset(preset, parse_overrides(list(sets)))
-    run_dir = Path(out) if out else default_run_dir(config.preset)
-    try:
-        return fit(config, run_dir, progress=progress)
-    except KeyboardInterrupt:
-        how = "run the same command" if out else f"run the same command with --out {run_dir}"
-        raise Interrupted(f"interrupted; {how} to resume (run directory: {run_dir})") from None
-
-
-def cli_eval_run(run: str | Path, split: str = "test", decode: str | None = None) -> dict[str, Any]:
-    """``python -m cobra eval --run DIR [--split test|valid] [--decode MODE] [--json]``: metrics of the best weights.
+def evaluate_run(run: str | Path, split: str = "test", decode: str | None = None) -> dict[str, Any]:
+    """Metrics of a run's best weights (``python -m cobra eval --run DIR [--split S] [--decode MODE]``).
 
     ``--decode`` (``direct``, ``neighbor``, ``soft``, ``beam`` or the ``sparse`` ablation; COBRA runs only)
     overrides the run's decoding mode. The result has the keys of :func:`fit` plus ``split``, ``decode`` (the mode used;

@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 import torch
 
+from cobra.cli import cli_train
 from cobra.config import ConfigError
 from cobra.data import build_sequences, leave_one_out, synthetic_movielens
 from cobra.presets import get_preset, load_run_config
 from cobra.runs import load_checkpoint, load_run, save_checkpoint
 from cobra.train import (
     RESULT_KEYS,
-    cli_eval_run,
-    cli_train,
     epoch_order,
+    evaluate_run,
     fit,
     rng_state,
     set_rng_state,
@@ -186,9 +186,9 @@ def test_cpu_preset_one_epoch_end_to_end_and_cli(tmp_path: Path) -> None:
 
     model, config, split = load_run(tmp_path)
     assert not model.training and config.preset == "hstu-cpu" and split.num_items == 1682
-    test = cli_eval_run(str(tmp_path), split="test")
+    test = evaluate_run(str(tmp_path), split="test")
     assert test["ndcg@10"] == pytest.approx(result["ndcg@10"], abs=1e-9)
-    valid = cli_eval_run(str(tmp_path), split="valid")
+    valid = evaluate_run(str(tmp_path), split="valid")
     assert valid["split"] == "valid" and valid["ndcg@10"] == pytest.approx(result["valid_ndcg@10"], abs=1e-9)
 
 
@@ -279,7 +279,7 @@ def test_decode_flag_only_for_cobra_runs(tmp_path: Path, capsys: pytest.CaptureF
 
     fit(tiny_config(epochs=1), tmp_path, progress=False, split=tiny_split())
     with pytest.raises(ConfigError, match="only|COBRA"):
-        cli_eval_run(str(tmp_path), split="test", decode="beam")
+        evaluate_run(str(tmp_path), split="test", decode="beam")
     assert main(["eval", "--run", str(tmp_path), "--decode", "beam", "--json"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "--decode" in err and "'sequential'" in err

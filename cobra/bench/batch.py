@@ -36,11 +36,11 @@ from typing import Any
 import numpy as np
 
 from cobra.bench.common import check_out_file, mean_std, write_result
-from cobra.config import ConfigError, data_home
+from cobra.config import ConfigError, Interrupted, data_home
 from cobra.data import TrainWindows, load_split
 from cobra.losses import VID_NEGATIVES
 from cobra.presets import RunConfig, get_preset
-from cobra.train import Interrupted, fit
+from cobra.train import fit
 
 BATCH_SIZES = (16, 64, 256)
 NEGATIVES = ("in-batch", "catalogue")

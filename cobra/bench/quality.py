@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 
 from cobra.bench.common import check_out_file, mean_std, write_result
-from cobra.config import ConfigError, data_home, parse_overrides
+from cobra.config import ConfigError, Interrupted, data_home, parse_overrides
 from cobra.model_kinds import MODELS
 from cobra.presets import get_preset
-from cobra.train import Interrupted, fit
+from cobra.train import fit
 
 QUALITY_MODELS = ("hstu-cpu", "sasrec-cpu", "hstu-sid-cpu", "tiger-cpu", "cobra-cpu")
 
