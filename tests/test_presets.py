@@ -18,7 +18,7 @@ from cobra.presets import (
     save_run_config,
 )
 
-PAPER = {  # DESIGN §4: (dataset, backbone, blocks, heads, dim)
+PAPER = {  # the HSTU reference configs for ML-1M / ML-20M: (dataset, backbone, blocks, heads, dim)
     "hstu-ml1m": ("ml-1m", "hstu", 2, 1, 50),
     "hstu-large-ml1m": ("ml-1m", "hstu", 8, 2, 50),
     "sasrec-ml1m": ("ml-1m", "sasrec", 2, 1, 50),
