@@ -381,15 +381,21 @@ def apply_overrides(config: RunConfig, overrides: Mapping[str, Any]) -> RunConfi
 
 
 # ------------------------------------------------------------------------------------------------- presets
+def _scale(profile: str) -> dict[str, Any]:
+    """The run fields a profile owns (dataset, encoder, SID shape), so presets never repeat them."""
+    p = PROFILES[profile]
+    return {"profile": p.name, "dataset": p.dataset, "encoder": p.encoder, "sid_levels": p.sid_levels,
+            "sid_codes": p.sid_codes}
+
+
 def _paper(preset: str, dataset: str, backbone: str, dim: int, blocks: int, heads: int,
            profile: str = "4090d", **train: Any) -> RunConfig:
     """The HSTU reference's MovieLens settings (its public ML-1M / ML-20M configs)."""
     model = ModelConfig(num_items=NUM_ITEMS_FROM_DATA, backbone=backbone, dim=dim, num_blocks=blocks,
-                        num_heads=heads, max_seq_len=200, dropout=0.2)
+                        num_heads=heads, max_seq_len=PROFILES[profile].max_seq_len, dropout=0.2)
     train_cfg = TrainConfig(epochs=101, batch_size=128, lr=1e-3, betas=(0.9, 0.98), weight_decay=0.0,
                             num_negatives=128, temperature=0.05, **train)
-    return RunConfig(preset=preset, profile=profile, dataset=dataset, model=model, train=train_cfg,
-                     encoder="qwen3", sid_levels=3, sid_codes=128)
+    return RunConfig(preset=preset, model=model, train=train_cfg, **{**_scale(profile), "dataset": dataset})
 
 
 def _gpu(**changes: Any) -> dict[str, Any]:
@@ -400,7 +406,7 @@ def _gpu(**changes: Any) -> dict[str, Any]:
 def _cpu(preset: str, backbone: str, embedding: str = "id", fusion: str | None = None) -> RunConfig:
     """ML-100K settings that train in a couple of minutes on 2 cores and beat ``popular`` clearly."""
     model = ModelConfig(num_items=NUM_ITEMS_FROM_DATA, backbone=backbone, embedding=embedding, fusion=fusion,
-                        dim=64, num_blocks=2, num_heads=1, max_seq_len=50, dropout=0.2,
+                        dim=64, num_blocks=2, num_heads=1, max_seq_len=PROFILES["cpu"].max_seq_len, dropout=0.2,
                         sid_table_size=2**14)
     # Full softmax: exact, and on 1,682 items no dearer than 128 sampled negatives per position (measured
     # side by side, one epoch each: the same seconds within noise since sampled_softmax_loss normalises
@@ -408,13 +414,12 @@ def _cpu(preset: str, backbone: str, embedding: str = "id", fusion: str | None =
     train = TrainConfig(epochs=50, batch_size=128, eval_batch_size=1024, lr=1e-3, betas=(0.9, 0.98),
                         weight_decay=0.0, loss="full_softmax", num_negatives=128, temperature=0.05,
                         patience=8, eval_every=1, amp="none", deterministic=True, device="cpu")
-    return RunConfig(preset=preset, profile="cpu", dataset="ml-100k", model=model, train=train,
-                     encoder="minilm", sid_levels=3, sid_codes=32)
+    return RunConfig(preset=preset, model=model, train=train, **_scale("cpu"))
 
 
 def _4090d(preset: str, backbone: str, embedding: str = "id", fusion: str | None = None) -> RunConfig:
     """ML-20M at the paper's HSTU sizes (4 blocks, 4 heads, D = 256, T = 200), bf16 on one 24 GB card."""
-    config = _paper(preset, "ml-20m", backbone, 256, 4, 4, **_gpu())
+    config = _paper(preset, PROFILES["4090d"].dataset, backbone, 256, 4, 4, **_gpu())
     return config.replace(model=config.model.replace(embedding=embedding, fusion=fusion))
 
 
@@ -424,33 +429,33 @@ def _cobra_cpu(preset: str = "cobra-cpu") -> RunConfig:
     First signal (valid NDCG@10 after 10 epochs at batch 64): catalogue negatives beat in-batch ones, and
     the VID tower with an ID embedding decoded by ``beam`` was best (0.058; ``popular`` 0.032).
     """
-    model = CobraConfig(num_items=NUM_ITEMS_FROM_DATA, dim=64, num_blocks=2, num_heads=1, max_seq_len=50,
+    model = CobraConfig(num_items=NUM_ITEMS_FROM_DATA, dim=64, num_blocks=2, num_heads=1,
+                        max_seq_len=PROFILES["cpu"].max_seq_len,
                         dropout=0.2, sid_table_size=2**14, vid_id_embedding=True, lambda_vid=1.0,
                         temperature=0.05, num_negatives=128, vid_negatives="catalogue",
                         decode=DecodeConfig(mode="beam"))
     train = TrainConfig(epochs=25, batch_size=64, eval_batch_size=512, lr=1e-3, betas=(0.9, 0.98),
                         weight_decay=0.0, patience=4, amp="none", deterministic=True, device="cpu")
-    return RunConfig(preset=preset, profile="cpu", dataset="ml-100k", model=model, train=train,
-                     encoder="minilm", sid_levels=3, sid_codes=32, kind="cobra")
+    return RunConfig(preset=preset, model=model, train=train, kind="cobra", **_scale("cpu"))
 
 
 def _tiger_cpu(preset: str = "tiger-cpu") -> RunConfig:
     """TIGER on ML-100K: code-by-code generation on the ``cpu`` HSTU sizes, beam 20."""
-    model = TigerConfig(num_items=NUM_ITEMS_FROM_DATA, dim=64, num_blocks=2, num_heads=1, max_seq_len=50,
+    model = TigerConfig(num_items=NUM_ITEMS_FROM_DATA, dim=64, num_blocks=2, num_heads=1,
+                        max_seq_len=PROFILES["cpu"].max_seq_len,
                         dropout=0.2, beam_width=20)
     train = TrainConfig(epochs=25, batch_size=64, eval_batch_size=512, lr=1e-3, betas=(0.9, 0.98),
                         weight_decay=0.0, patience=4, amp="none", deterministic=True, device="cpu")
-    return RunConfig(preset=preset, profile="cpu", dataset="ml-100k", model=model, train=train,
-                     encoder="minilm", sid_levels=3, sid_codes=32, kind="tiger")
+    return RunConfig(preset=preset, model=model, train=train, kind="tiger", **_scale("cpu"))
 
 
 def _generative_4090d(config: RunConfig, preset: str, batch_size: int) -> RunConfig:
     """A ``cpu`` COBRA / TIGER preset at the ``4090d`` sizes: ML-20M, qwen3, 3 x 128 SIDs, D = 256, 4 x 4, T = 200."""
-    model = config.model.replace(dim=256, num_blocks=4, num_heads=4, max_seq_len=200, sid_table_size=2**16)
+    model = config.model.replace(dim=256, num_blocks=4, num_heads=4, max_seq_len=PROFILES["4090d"].max_seq_len,
+                                 sid_table_size=2**16)
     train = TrainConfig(**{**dataclasses.asdict(config.train), "epochs": 101, "batch_size": batch_size,
                            "patience": 10, "device": "auto", **_gpu()})
-    return config.replace(preset=preset, profile="4090d", dataset="ml-20m", model=model, train=train,
-                          encoder="qwen3", sid_levels=3, sid_codes=128)
+    return config.replace(preset=preset, model=model, train=train, **_scale("4090d"))
 
 
 PRESETS: dict[str, RunConfig] = {
