@@ -45,7 +45,6 @@ import http.client
 import io
 import json
 import logging
-import math
 import os
 import re
 import shutil
@@ -250,62 +249,6 @@ def verify_file(path: Path, *, sha256: str | None = None, md5: str | None = None
         raise DataError(f"checksum mismatch for {path}: {problem}. The file is corrupt or incomplete: "
                         f"delete {path} and run again to download a fresh copy.")
     return got
-
-
-def content_hash(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any] | None = None) -> str:
-    """sha256 of ``meta`` (canonical JSON) and of every array's name, dtype, shape and bytes.
-
-    Recorded in a cache file's metadata when it is written (:mod:`cobra.text`, :mod:`cobra.sid`) and
-    recomputed when it is read; independent of the file format, so it checks what the reader gets.
-    """
-    h = hashlib.sha256(json.dumps(dict(meta or {}), sort_keys=True).encode())
-    for name in sorted(arrays):
-        a = np.ascontiguousarray(arrays[name])
-        if a.dtype.hasobject:
-            raise TypeError(f"array {name!r} holds Python objects; only plain arrays can be hashed")
-        h.update(f"\x1f{name}\x1f{a.dtype.str}\x1f{a.shape}\x1f".encode())
-        h.update(a.reshape(-1).view(np.uint8).data)
-    return h.hexdigest()
-
-
-def read_npz(path: Path) -> dict[str, np.ndarray]:
-    """Every array of the ``.npz`` file ``path``, each member read whole so its CRC-32 is checked.
-
-    Stricter than ``np.load``, which stops reading a member where its header says the array ends (a
-    damaged header then gives a silently different array): here a member must hold exactly its
-    header's array, no more and no less, and no pickled objects.
-
-    Raises:
-        ValueError: the file is missing, not a zip, or a member is damaged; the message says how.
-    """
-    out: dict[str, np.ndarray] = {}
-    try:
-        with zipfile.ZipFile(path) as zf:
-            for info in zf.infolist():
-                if not info.filename.endswith(".npy"):
-                    raise ValueError(f"unexpected member {info.filename!r}")
-                data = zf.read(info)  # the whole member: zipfile compares its CRC-32 at the end
-                fh = io.BytesIO(data)
-                version = np.lib.format.read_magic(fh)
-                if version == (1, 0):
-                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-                elif version == (2, 0):
-                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-                else:
-                    raise ValueError(f"{info.filename}: npy format version {version} is not supported")
-                if dtype.hasobject:
-                    raise ValueError(f"{info.filename} holds pickled objects")
-                count = math.prod(shape)
-                if count * dtype.itemsize != len(data) - fh.tell():
-                    raise ValueError(f"{info.filename} holds {len(data) - fh.tell():,} data bytes, its header "
-                                     f"announces {count * dtype.itemsize:,}")
-                arr = np.frombuffer(bytearray(data), dtype=dtype, count=count, offset=fh.tell())
-                out[info.filename[:-4]] = arr.reshape(shape, order="F" if fortran else "C")
-    except ValueError:
-        raise
-    except Exception as err:  # BadZipFile (CRC), EOFError, KeyError, OSError ...: all mean "damaged"
-        raise ValueError(f"{type(err).__name__}: {err}") from None
-    return out
 
 
 # ----------------------------------------------------------------------------- download

@@ -31,7 +31,6 @@ Explained in chapters 03 (building semantic IDs) and 04 (diagnostics).
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -43,7 +42,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from cobra.config import CobraError, ConfigError, atomic_write
+from cobra.config import CobraError, ConfigError
+from cobra.npzfile import HashMismatch, read_hashed_npz, read_npz, write_hashed_npz
 
 FORMAT_VERSION = 1
 REL_TOL = 1e-4  # Lloyd stops when the inertia improves by less than this fraction (as scikit-learn)
@@ -692,19 +692,11 @@ class ResidualQuantizer:
 
 
 def _write_npz(path: str | Path, arrays: dict[str, np.ndarray], meta: dict) -> Path:
-    """Write ``arrays`` and JSON ``meta`` atomically; ``meta`` gets ``sha256``, the content hash of both."""
-    from cobra.movielens import content_hash
-
+    """Write ``arrays`` and ``meta`` with :func:`cobra.npzfile.write_hashed_npz`, to a name ending in ``.npz``."""
     path = Path(path)
     if path.suffix != ".npz":
         path = path.with_suffix(path.suffix + ".npz")
-    meta = json.loads(json.dumps({k: v for k, v in meta.items() if k != "sha256"}))  # as a reader parses it
-    meta["sha256"] = content_hash(arrays, meta)
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a path
-            np.savez(f, meta=np.array(json.dumps(meta, sort_keys=True)), **arrays)
-
-    return atomic_write(path, write)
+    return write_hashed_npz(path, arrays, meta)
 
 
 def _read_npz(path: str | Path) -> tuple[dict[str, np.ndarray], dict, bool]:
@@ -714,25 +706,18 @@ def _read_npz(path: str | Path) -> tuple[dict[str, np.ndarray], dict, bool]:
     recorded at write time is recomputed. A file from before content hashes (no ``sha256``) passes on
     the CRC checks alone (third value False). Any damage is a :class:`SIDError` that names the file.
     """
-    from cobra.movielens import content_hash, read_npz
-
     path = Path(path)
     if not path.exists():
         raise SIDError(f"no semantic-ID file at {path}; fit one first (python -m cobra sid ...)")
     try:
-        arrays = read_npz(path)
-        meta = json.loads(str(arrays.pop("meta")))
-        if not isinstance(meta, dict):
-            raise ValueError("its metadata is not a JSON object")
-    except Exception as exc:  # noqa: BLE001 - any parse failure means the same thing to the user
+        arrays, meta, hashed = read_hashed_npz(path)
+    except HashMismatch as exc:
+        raise SIDError(f"{path} is damaged ({exc}); delete it and fit again") from None
+    except ValueError as exc:  # JSONDecodeError included
         raise SIDError(f"{path} is not a readable semantic-ID file ({exc}); delete it and fit again") from None
-    digest = meta.pop("sha256", None)
-    if digest is not None and digest != content_hash(arrays, meta):
-        raise SIDError(f"{path} is damaged (hash mismatch: its content differs from what was written); delete it "
-                       "and fit again")
     if meta.get("format") != "cobra.sid" or meta.get("version") != FORMAT_VERSION:
         raise SIDError(f"{path} has format {meta.get('format')!r} v{meta.get('version')}; fit again")
-    return arrays, meta, digest is not None
+    return arrays, meta, hashed
 
 
 def _quantizer_from(arrays: dict[str, np.ndarray], meta: dict, path: str | Path) -> ResidualQuantizer:
@@ -790,8 +775,6 @@ def read_codes(path: str | Path, *, codes_per_level: int, num_items: int | None 
     Every member is read whole (CRC-32 checked), then :func:`check_codes` runs. A missing, truncated
     or damaged file, or codes out of range, is a :class:`SIDError` that names the file and ``remedy``.
     """
-    from cobra.movielens import read_npz
-
     path = Path(path)
     if not path.is_file():
         raise SIDError(f"{path} is missing; {remedy}")

@@ -26,7 +26,6 @@ matches it (or cannot be read) is re-embedded, with one warning line.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import re
@@ -39,7 +38,8 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from cobra.config import CobraError, atomic_write, data_home
+from cobra.config import CobraError, data_home
+from cobra.npzfile import HashMismatch, read_hashed_npz, write_hashed_npz
 from cobra.titles import display_title
 
 log = logging.getLogger(__name__)
@@ -430,34 +430,28 @@ def _read_cache(path: Path, n: int, key: str, thash: str) -> np.ndarray | None:
     """Vectors from ``path`` if it is an intact cache file for these texts and this encoder, else None.
 
     The file's ``meta`` holds a sha256 of the vectors and the other metadata, recorded when it was
-    written (:func:`cobra.movielens.content_hash`); it is recomputed here, and a file that does not
+    written (:func:`cobra.npzfile.content_hash`); it is recomputed here, and a file that does not
     match, or cannot be read, is reported in one warning line and recomputed by the caller. A file
     written before content hashes existed (no ``sha256`` in its meta) is accepted when every member's
     CRC-32 and every other check passes, and gets its hash recorded then.
     """
-    from cobra.movielens import content_hash, read_npz
-
     if not path.is_file():
         return None
     try:
-        arrays = read_npz(path)  # every member read whole: its CRC-32 is checked
+        arrays, meta, hashed = read_hashed_npz(path)  # every member read whole, the hash recomputed
         vec = arrays["vectors"]
-        meta = json.loads(str(arrays["meta"]))
-        if not isinstance(meta, dict):
-            raise ValueError("its metadata is not a JSON object")
+    except HashMismatch:
+        log.warning("cache file %s is damaged (hash mismatch); re-embedding the items", path)
+        return None
     except Exception as err:  # truncated, not a zip, missing arrays, damaged members ...
         log.warning("embedding cache %s is unreadable (%s); re-embedding the items", path, err)
-        return None
-    digest = meta.pop("sha256", None)
-    if digest is not None and digest != content_hash({"vectors": vec}, meta):
-        log.warning("cache file %s is damaged (hash mismatch); re-embedding the items", path)
         return None
     ok = (vec.dtype == np.float32 and vec.ndim == 2 and vec.shape[0] == n and vec.shape[1] > 0
           and meta.get("encoder_key") == key and meta.get("text_hash") == thash and bool(np.isfinite(vec).all()))
     if not ok:
         log.warning("embedding cache %s does not match (shape %s); re-embedding the items", path, vec.shape)
         return None
-    if digest is None:  # written by an older version: record the content hash of what was verified above
+    if not hashed:  # written by an older version: record the content hash of what was verified above
         try:
             _write_cache(path, vec, meta)
         except OSError as err:
@@ -466,20 +460,9 @@ def _read_cache(path: Path, n: int, key: str, thash: str) -> np.ndarray | None:
 
 
 def _write_cache(path: Path, vectors: np.ndarray, meta: dict[str, Any]) -> None:
-    """Atomic write (:func:`cobra.config.atomic_write`).
-
-    ``meta`` gets ``sha256``: the content hash of the vectors and the rest of ``meta``, checked by
-    :func:`_read_cache`.
-    """
-    from cobra.movielens import content_hash
-
-    meta = json.loads(json.dumps({k: v for k, v in meta.items() if k != "sha256"}))  # as a reader parses it
-    meta["sha256"] = content_hash({"vectors": vectors}, meta)
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            np.savez(f, vectors=vectors, meta=np.array(json.dumps(meta, sort_keys=True)))
-
-    atomic_write(path, write)
+    """:func:`cobra.npzfile.write_hashed_npz` of the vectors: atomic, with the content hash that
+    :func:`_read_cache` checks."""
+    write_hashed_npz(path, {"vectors": vectors}, meta)
 
 
 def embed_items(dataset: str = "ml-100k", encoder: str | Encoder = "minilm", *, cache_dir: str | Path | None = None,
