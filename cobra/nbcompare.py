@@ -17,7 +17,7 @@ compounds over thousands of steps, may widen it with a comment in its source tha
 
     # nbval-rtol: 0.02 -- eight epochs of float32 training; kernels differ per CPU
 
-:func:`outputs_differ` is the whole rule; ``book/conftest.py`` plugs it into nbval, and
+:func:`outputs_differ` is the whole rule; :mod:`cobra.nbval_plugin` plugs it into nbval, and
 ``tests/test_nbcompare.py`` shows that another seed, a broken loss or another K still fails it.
 """
 
