@@ -39,21 +39,20 @@ Scoring: :meth:`CobraRecommender.score` runs a decoder of :mod:`cobra.decode` (d
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cobra.config import ConfigError, check_model_shape, require_choice
+from cobra.config import ConfigError, require_choice, require_positive
 from cobra.decode import DecodeConfig, resolve_decode
 from cobra.decode import decode as run_decoder
 from cobra.embeddings import SID_EMBEDDINGS, ItemIdEmbedding, SIDOptions
-from cobra.hstu import ATTN_NORMS, HSTU, valid_mask
+from cobra.hstu import BackboneConfig, build_hstu, valid_mask
 from cobra.interleave import Interleaved, Interleaver, interleave_targets
 from cobra.losses import (
     ACCIDENTAL_HIT_LOGIT,
@@ -70,19 +69,15 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class CobraConfig:
-    """Everything needed to build a :class:`CobraRecommender`.
+class CobraConfig(BackboneConfig):
+    """Everything needed to build a :class:`CobraRecommender` and train it (its losses included).
+
+    The shared fields (``num_items``, ``dim``, ``num_blocks``, ``num_heads``, ``max_seq_len``, ``dropout``,
+    ``attention_dim``, ``linear_dim``, ``num_time_buckets``, ``attn_norm``, ``use_position_bias``,
+    ``use_time_bias``) are those of :class:`cobra.hstu.BackboneConfig`; ``max_seq_len`` counts *items*
+    (the backbone sees ``2 * (max_seq_len + 1)`` token slots).
 
     Attributes:
-        num_items: ``N``.
-        dim: model dim ``D``.
-        num_blocks: HSTU blocks.
-        num_heads: heads per block.
-        max_seq_len: longest history in *items* (the backbone sees ``2 * (max_seq_len + 1)`` token slots).
-        dropout: dropout rate.
-        attn_norm: HSTU attention normalisation (``max_seq_len`` or ``length``).
-        num_time_buckets: HSTU largest time bucket.
-        use_position_bias / use_time_bias: HSTU relative bias terms.
         sid_kind: SID tower, a key of ``cobra.embeddings.SID_EMBEDDINGS`` (``prefixN``).
         sid_table_size: hash rows of the SID table.
         sid_levels: code columns that form the SID (default all, including the uniqueness column).
@@ -97,16 +92,6 @@ class CobraConfig:
         eval_chunk: rows per backbone call when scoring (bounds memory of large eval batches / beams).
     """
 
-    num_items: int
-    dim: int = 64
-    num_blocks: int = 2
-    num_heads: int = 1
-    max_seq_len: int = 50
-    dropout: float = 0.2
-    attn_norm: str = "max_seq_len"
-    num_time_buckets: int = 128
-    use_position_bias: bool = True
-    use_time_bias: bool = True
     sid_kind: str = "prefixN"
     sid_table_size: int = 2**14
     sid_levels: int | None = None
@@ -126,16 +111,11 @@ class CobraConfig:
         require_choice(self, "sid_kind", sorted(SID_EMBEDDINGS))
         require_choice(self, "vid_negatives", VID_NEGATIVES)
         require_choice(self, "sid_loss", sorted(SID_LOSSES))
-        require_choice(self, "attn_norm", ATTN_NORMS)
-        check_model_shape(self, ("num_items", "dim", "num_blocks", "num_heads", "max_seq_len", "num_negatives",
-                                 "cache_size", "eval_chunk"))
+        super().__post_init__()
+        require_positive(self, ("num_negatives", "cache_size", "eval_chunk"))
         if self.temperature <= 0 or self.lambda_vid < 0:
             raise ConfigError(f"temperature must be > 0 and lambda_vid >= 0, got {self.temperature}, "
                               f"{self.lambda_vid}")
-
-    def replace(self, **changes: Any) -> CobraConfig:
-        """A copy with some fields changed."""
-        return dataclasses.replace(self, **changes)
 
 
 class VidTower(nn.Module):
@@ -229,12 +209,7 @@ class CobraRecommender(nn.Module):
         self.register_buffer("vocab_item", vocab_item, persistent=False)  # (V,)
         self.vid_tower = VidTower(text_vectors, config.dim, config.vid_id_embedding)
         self.interleaver = Interleaver(config.dim)
-        self.backbone = HSTU(
-            dim=config.dim, num_blocks=config.num_blocks, num_heads=config.num_heads,
-            max_seq_len=2 * (config.max_seq_len + 1), dropout=config.dropout,
-            num_buckets=config.num_time_buckets, attn_norm=config.attn_norm,
-            use_position_bias=config.use_position_bias, use_time_bias=config.use_time_bias,
-        )
+        self.backbone = build_hstu(config, seq_len=2 * (config.max_seq_len + 1))
         self.code_heads = None
         if config.sid_loss == "code-ce":
             sizes = (vocab.max(dim=0).values + 1).tolist()  # K_l per level

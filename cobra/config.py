@@ -33,6 +33,9 @@ import yaml
 T = TypeVar("T")
 
 PROFILE_ENV = "COBRA_PROFILE"
+DATASET_ENV = "COBRA_DATASET"  # replaces the profile's dataset (e.g. ml-20m-synthetic where ml-20m cannot be fetched)
+MAX_EPOCHS_ENV = "COBRA_MAX_EPOCHS"  # caps every preset's epochs (smoke tests, dry runs)
+ENCODER_ENV = "COBRA_ENCODER"  # replaces the profile's encoder (e.g. provided: the dataset's own item vectors)
 HOME_ENV = "COBRA_HOME"
 INT64_MAX = 2**63 - 1  # no config int may leave the 64-bit range (torch and numpy take int64)
 MAX_NAME_LENGTH = 100  # names that become parts of file names under the cache
@@ -91,15 +94,27 @@ PROFILES: dict[str, Profile] = {
 
 
 def get_profile(name: str | None = None) -> Profile:
-    """Return the profile called ``name``, else ``$COBRA_PROFILE``, else ``cpu``."""
+    """Return the profile called ``name``, else ``$COBRA_PROFILE``, else ``cpu``.
+
+    ``$COBRA_DATASET`` and ``$COBRA_ENCODER``, when set, replace the profile's dataset and encoder: the same
+    code paths and sizes on other data, e.g. ``COBRA_PROFILE=4090d COBRA_DATASET=ml-20m-synthetic
+    COBRA_ENCODER=provided`` runs the full-scale profile on the MovieLens-20M-shaped stand-in.
+    """
     name = name or os.environ.get(PROFILE_ENV) or "cpu"
     try:
-        return PROFILES[name]
+        profile = PROFILES[name]
     except KeyError:
         raise ConfigError(
             f"unknown profile {name!r}; choose one of {sorted(PROFILES)} "
             f"(set {PROFILE_ENV} or pass --profile)"
         ) from None
+    changes = {field: os.environ[env] for field, env in (("dataset", DATASET_ENV), ("encoder", ENCODER_ENV))
+               if os.environ.get(env)}
+    if changes:
+        profile = dataclasses.replace(profile, **changes)
+        for field in changes:
+            require_safe_name(profile, field, hub=field == "encoder")
+    return profile
 
 
 def data_home() -> Path:

@@ -55,15 +55,27 @@ Masks
     ``mask`` (``(B, T, T)`` or ``(1, T, T)`` bool, True = query may attend to
     key) replaces the causal mask when given, for interleaved sequences; key
     padding from ``lengths`` is applied on top of it in every case.
+
+One config for every model
+    :class:`BackboneConfig` holds the fields all model configs share (the item
+    count and the backbone's shape); :class:`cobra.models.ModelConfig`,
+    :class:`cobra.cobra_model.CobraConfig` and :class:`cobra.tiger.TigerConfig`
+    extend it, and :func:`build_hstu` is the one place an :class:`HSTU` is built
+    from a config.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from cobra.config import check_model_shape, require_choice
 
 TIME_BUCKET_BASE = 0.301
 NUM_TIME_BUCKETS = 128
@@ -419,3 +431,82 @@ class HSTU(nn.Module):
         for block in self.blocks:
             h = block(h, timestamps, lengths, allowed, query_timestamps) * valid  # (B, T, D)
         return h
+
+
+# ------------------------------------------------------------------------------------ the shared config
+_Config = TypeVar("_Config", bound="BackboneConfig")
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    """What every model config shares: the catalogue size and the backbone's shape.
+
+    :class:`cobra.models.ModelConfig` (HSTU / SASRec), :class:`cobra.cobra_model.CobraConfig` and
+    :class:`cobra.tiger.TigerConfig` extend it with their own fields, so a run's ``model`` section stays one
+    flat mapping (``model.dim``, ``--set model.num_blocks=4``); :func:`build_hstu` builds the HSTU backbone of
+    any of them. SASRec reads ``dim`` .. ``dropout`` and ignores the HSTU-only fields below them.
+
+    Attributes:
+        num_items: ``N``, items in the catalogue (ids ``1..N``, 0 is padding). Presets hold a placeholder;
+            the builder sets the dataset's (:func:`cobra.runs.build_model` with ``num_items=``).
+        dim: model dim ``D`` (divisible by ``num_heads``).
+        num_blocks: backbone blocks.
+        num_heads: heads ``H`` per block.
+        max_seq_len: longest history ``T`` in items; the backbone's length in tokens may be longer
+            (``build_hstu(seq_len=...)``: COBRA interleaves two tokens per item, TIGER adds code tokens).
+        dropout: dropout rate, in [0, 1).
+        attention_dim: HSTU per-head q/k width (default ``D // H``).
+        linear_dim: HSTU per-head u/v width (default ``D // H``).
+        num_time_buckets: HSTU largest time bucket (:func:`time_bucket`).
+        attn_norm: HSTU attention normalisation ``n``: ``max_seq_len`` or ``length`` (see the module docstring).
+        use_position_bias: HSTU relative position term.
+        use_time_bias: HSTU relative time term.
+    """
+
+    num_items: int
+    dim: int = 64
+    num_blocks: int = 2
+    num_heads: int = 1
+    max_seq_len: int = 50
+    dropout: float = 0.2
+    attention_dim: int | None = None
+    linear_dim: int | None = None
+    num_time_buckets: int = NUM_TIME_BUCKETS
+    attn_norm: str = "max_seq_len"
+    use_position_bias: bool = True
+    use_time_bias: bool = True
+
+    def __post_init__(self) -> None:
+        require_choice(self, "attn_norm", ATTN_NORMS)
+        check_model_shape(self, ("num_items", "dim", "num_blocks", "num_heads", "max_seq_len"))
+
+    def replace(self: _Config, **changes: Any) -> _Config:
+        """A copy with some fields changed (checked again)."""
+        return dataclasses.replace(self, **changes)
+
+
+def build_hstu(config: BackboneConfig, seq_len: int | None = None, abs_pos_emb: bool = True) -> HSTU:
+    """The :class:`HSTU` backbone of a model config.
+
+    Args:
+        config: any :class:`BackboneConfig` (its ``dim`` .. ``use_time_bias`` fields).
+        seq_len: the backbone's longest sequence in tokens (default ``config.max_seq_len``: one token per item).
+        abs_pos_emb: learned absolute positions at the input (TIGER adds its own positions instead).
+
+    Returns:
+        An :class:`HSTU` with fresh weights, drawn from the global torch RNG.
+    """
+    return HSTU(
+        dim=config.dim,
+        num_blocks=config.num_blocks,
+        num_heads=config.num_heads,
+        max_seq_len=config.max_seq_len if seq_len is None else seq_len,
+        dropout=config.dropout,
+        attention_dim=config.attention_dim,
+        linear_dim=config.linear_dim,
+        num_buckets=config.num_time_buckets,
+        attn_norm=config.attn_norm,
+        abs_pos_emb=abs_pos_emb,
+        use_position_bias=config.use_position_bias,
+        use_time_bias=config.use_time_bias,
+    )

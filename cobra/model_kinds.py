@@ -9,7 +9,9 @@ Every trainable model exposes the same two methods, so :mod:`cobra.train` has no
     score(batch) -> (B, N + 1) float scores (column 0 is padding, ``-inf``)
 
 :data:`MODELS` maps a run's ``kind`` to a :class:`ModelKind`: its frozen config class, a builder
-``build(config, codes, text_vectors) -> nn.Module`` and what the builder needs:
+``build(config, codes, text_vectors) -> nn.Module`` and what the builder needs. A model's config holds
+everything about the network *and its loss*; the run's ``train`` section (:class:`cobra.presets.TrainConfig`)
+holds only the optimiser and the loop:
 
 ================  ===========================================  =========================  ============
 kind              model                                        needs SID codes            text vectors
@@ -20,8 +22,8 @@ kind              model                                        needs SID codes  
 ================  ===========================================  =========================  ============
 
 :class:`SequentialModel` is :class:`cobra.models.SequentialRecommender` plus its next-item loss
-(:data:`cobra.losses.LOSSES`, configured by the run's ``train.loss`` / ``num_negatives`` /
-``temperature``); it adds no parameters, so its ``state_dict`` is the recommender's.
+(:data:`cobra.losses.LOSSES`, configured by its config's ``loss`` / ``num_negatives`` / ``temperature``);
+it adds no parameters, so its ``state_dict`` is the recommender's.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from torch import nn
 
 from cobra.cobra_model import CobraConfig, CobraRecommender
 from cobra.config import ConfigError
+from cobra.hstu import BackboneConfig
 from cobra.losses import LOSSES, valid_positions
 from cobra.models import ModelConfig, SequentialRecommender
 from cobra.tiger import TigerConfig, TigerRecommender
@@ -47,7 +50,7 @@ if TYPE_CHECKING:
 class Trainable(Protocol):
     """What :func:`cobra.train.fit` needs from a model (besides being an ``nn.Module`` with a ``config``)."""
 
-    config: Any  # has .max_seq_len and .num_items
+    config: BackboneConfig  # a ModelConfig, CobraConfig or TigerConfig: .max_seq_len, .num_items ...
 
     def training_loss(self, batch: Batch, generator: torch.Generator | None = None
                       ) -> tuple[torch.Tensor, dict[str, float]]: ...
@@ -59,19 +62,13 @@ class SequentialModel(SequentialRecommender):
     """:class:`cobra.models.SequentialRecommender` with its training loss (the :class:`Trainable` protocol).
 
     Args:
-        config: :class:`cobra.models.ModelConfig`.
+        config: :class:`cobra.models.ModelConfig`, its loss settings (``loss``, ``num_negatives``,
+            ``temperature``) included.
         codes: (N, L) int64 item codes for SID embeddings, else None.
-        loss: key of :data:`cobra.losses.LOSSES`.
-        num_negatives: ``R`` (sampled softmax).
-        temperature: logits are cosine / temperature.
     """
 
-    def __init__(self, config: ModelConfig, codes: torch.Tensor | np.ndarray | None = None, *,
-                 loss: str = "sampled_softmax", num_negatives: int = 128, temperature: float = 0.05) -> None:
+    def __init__(self, config: ModelConfig, codes: torch.Tensor | np.ndarray | None = None) -> None:
         super().__init__(config, codes)
-        if loss not in LOSSES:
-            raise ConfigError(f"unknown loss {loss!r}; choose one of {sorted(LOSSES)}")
-        self.loss_name, self.num_negatives, self.temperature = loss, num_negatives, temperature
 
     def training_loss(self, batch: Batch, generator: torch.Generator | None = None
                       ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -82,15 +79,14 @@ class SequentialModel(SequentialRecommender):
         """
         hidden = self(batch)  # (B, T, D)
         query, positives = valid_positions(hidden, batch.next_ids)  # (M, D), (M,)
-        emb = self.item_embedding
-        loss = LOSSES[self.loss_name](query, positives, emb, num_negatives=self.num_negatives,
-                                      temperature=self.temperature, generator=generator,
-                                      num_items=emb.num_items)
+        emb, c = self.item_embedding, self.config
+        loss = LOSSES[c.loss](query, positives, emb, num_negatives=c.num_negatives, temperature=c.temperature,
+                              generator=generator, num_items=emb.num_items)
         return loss, {}
 
 
 # ------------------------------------------------------------------------------------------------ registry
-Builder = Callable[[Any, Any, "np.ndarray | None", "np.ndarray | None"], nn.Module]
+Builder = Callable[[Any, "np.ndarray | None", "np.ndarray | None"], nn.Module]
 
 
 @dataclass(frozen=True)
@@ -99,7 +95,8 @@ class ModelKind:
 
     Attributes:
         config: its frozen config dataclass (a run's ``model`` section).
-        build: ``build(model_config, train_config, codes (N, L+1) | None, text_vectors (N, Dt) | None)``.
+        build: ``build(model_config, codes (N, L+1) int64 | None, text_vectors (N, Dt) float32 | None)``, a
+            fresh ``nn.Module`` (weights drawn from the global torch RNG).
         needs_codes: ``model_config -> bool``, whether the builder needs semantic-ID codes.
         needs_text: whether the builder needs the items' text vectors.
         label: ``model_config -> str``, the ``model`` field of results.
@@ -122,16 +119,15 @@ def _sequential_label(m: ModelConfig) -> str:
     return f"{m.backbone}+{m.embedding}" + (f"+{m.fusion}" if m.fusion else "")
 
 
-def _build_sequential(m: ModelConfig, t: Any, codes: np.ndarray | None, text: np.ndarray | None) -> nn.Module:
-    return SequentialModel(m, codes if m.embedding != "id" else None, loss=t.loss, num_negatives=t.num_negatives,
-                           temperature=t.temperature)
+def _build_sequential(m: ModelConfig, codes: np.ndarray | None, text: np.ndarray | None) -> nn.Module:
+    return SequentialModel(m, codes if m.embedding != "id" else None)
 
 
-def _build_cobra(m: CobraConfig, t: Any, codes: np.ndarray | None, text: np.ndarray | None) -> nn.Module:
+def _build_cobra(m: CobraConfig, codes: np.ndarray | None, text: np.ndarray | None) -> nn.Module:
     return CobraRecommender(m, codes, text)
 
 
-def _build_tiger(m: TigerConfig, t: Any, codes: np.ndarray | None, text: np.ndarray | None) -> nn.Module:
+def _build_tiger(m: TigerConfig, codes: np.ndarray | None, text: np.ndarray | None) -> nn.Module:
     return TigerRecommender(m, codes)
 
 

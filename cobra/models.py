@@ -8,24 +8,25 @@ encodes them with a backbone (``BACKBONES``: :class:`cobra.hstu.HSTU` or
 :class:`cobra.sasrec.SASRec`) and scores the next item by cosine similarity
 between the hidden state and the same item embedding (input and output
 tables are shared, as in the HSTU reference). ``score`` fits the evaluator's
-``Recommender`` protocol.
+``Recommender`` protocol. :class:`ModelConfig` also holds the next-item loss
+settings, which :class:`cobra.model_kinds.SequentialModel` trains with.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cobra.config import ConfigError, check_model_shape, require_choice
+from cobra.config import ConfigError, require_choice, require_positive
 from cobra.embeddings import EMBEDDING_KINDS, FUSIONS, ItemEmbedding, build_item_embedding
-from cobra.hstu import ATTN_NORMS, HSTU
+from cobra.hstu import BackboneConfig, build_hstu
+from cobra.losses import LOSSES
 from cobra.sasrec import SASRec
 
 if TYPE_CHECKING:  # the data module is only needed for the type of a batch
@@ -33,50 +34,37 @@ if TYPE_CHECKING:  # the data module is only needed for the type of a batch
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    """Everything needed to build a :class:`SequentialRecommender`.
+class ModelConfig(BackboneConfig):
+    """Everything needed to build a :class:`SequentialRecommender` and train it.
+
+    The shared fields (``num_items``, ``dim``, ``num_blocks``, ``num_heads``, ``max_seq_len``, ``dropout`` and
+    the HSTU-only ``attention_dim``, ``linear_dim``, ``num_time_buckets``, ``attn_norm``,
+    ``use_position_bias``, ``use_time_bias``) are those of :class:`cobra.hstu.BackboneConfig`; here
+    ``max_seq_len`` is also the backbone's length (one token per item).
 
     Attributes:
-        num_items: ``N``.
         backbone: key of ``BACKBONES`` (``hstu`` or ``sasrec``).
         embedding: ``id`` or a semantic-ID kind (``prefixN``, ``ngram``, ``rqsum``).
         fusion: ``None`` or a key of ``cobra.embeddings.FUSIONS`` (fuse the SID table with IDs).
-        dim: model dim ``D``.
-        num_blocks: backbone blocks.
-        num_heads: heads per block.
-        max_seq_len: longest ``T`` the backbone accepts.
-        dropout: dropout rate.
-        attention_dim: HSTU per-head q/k width (default ``D // H``).
-        linear_dim: HSTU per-head u/v width (default ``D // H``).
-        num_time_buckets: HSTU largest time bucket.
-        attn_norm: HSTU attention normalisation, ``max_seq_len`` or ``length``.
-        use_position_bias: HSTU relative position term.
-        use_time_bias: HSTU relative time term.
         ffn_dim: SASRec feed-forward width (default ``4 * D``).
         sid_table_size: hash rows for ``prefixN`` / ``ngram``.
         ngram_sizes: n-gram lengths for ``ngram``.
         sid_levels: use only the first ``sid_levels`` code columns (default all).
+        loss: next-item loss, a key of :data:`cobra.losses.LOSSES` (``sampled_softmax`` or ``full_softmax``).
+        num_negatives: ``R`` uniform negatives per position (``sampled_softmax``; ignored by ``full_softmax``).
+        temperature: logits are cosine / temperature.
     """
 
-    num_items: int
     backbone: str = "hstu"
     embedding: str = "id"
     fusion: str | None = None
-    dim: int = 64
-    num_blocks: int = 2
-    num_heads: int = 1
-    max_seq_len: int = 50
-    dropout: float = 0.2
-    attention_dim: int | None = None
-    linear_dim: int | None = None
-    num_time_buckets: int = 128
-    attn_norm: str = "max_seq_len"
-    use_position_bias: bool = True
-    use_time_bias: bool = True
     ffn_dim: int | None = None
     sid_table_size: int = 2**16
     ngram_sizes: tuple[int, ...] = (1, 2)
     sid_levels: int | None = None
+    loss: str = "sampled_softmax"
+    num_negatives: int = 128
+    temperature: float = 0.05
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ngram_sizes", tuple(self.ngram_sizes))
@@ -84,28 +72,11 @@ class ModelConfig:
         require_choice(self, "embedding", EMBEDDING_KINDS)
         if self.fusion is not None and self.fusion not in FUSIONS:
             raise ConfigError(f"unknown fusion {self.fusion!r}; choose one of {list(FUSIONS)} or None")
-        require_choice(self, "attn_norm", ATTN_NORMS)
-        check_model_shape(self, ("num_items", "dim", "num_blocks", "num_heads", "max_seq_len"))
-
-    def replace(self, **changes: Any) -> ModelConfig:
-        """A copy with some fields changed."""
-        return dataclasses.replace(self, **changes)
-
-
-def _build_hstu(config: ModelConfig) -> nn.Module:
-    return HSTU(
-        dim=config.dim,
-        num_blocks=config.num_blocks,
-        num_heads=config.num_heads,
-        max_seq_len=config.max_seq_len,
-        dropout=config.dropout,
-        attention_dim=config.attention_dim,
-        linear_dim=config.linear_dim,
-        num_buckets=config.num_time_buckets,
-        attn_norm=config.attn_norm,
-        use_position_bias=config.use_position_bias,
-        use_time_bias=config.use_time_bias,
-    )
+        super().__post_init__()
+        require_choice(self, "loss", sorted(LOSSES))
+        require_positive(self, ("num_negatives",))
+        if self.temperature <= 0:
+            raise ConfigError(f"temperature must be > 0, got {self.temperature}")
 
 
 def _build_sasrec(config: ModelConfig) -> nn.Module:
@@ -120,7 +91,7 @@ def _build_sasrec(config: ModelConfig) -> nn.Module:
 
 
 BACKBONES: dict[str, Callable[[ModelConfig], nn.Module]] = {
-    "hstu": _build_hstu,
+    "hstu": build_hstu,  # the builder every model's HSTU comes from
     "sasrec": _build_sasrec,
 }
 

@@ -4,9 +4,9 @@ Explained in chapter 06 (book/06_hstu.py); the COBRA presets in chapters 08-09 (
 
 A run is described by one frozen :class:`RunConfig`: the dataset and profile, a
 model ``kind`` with its config (:class:`cobra.models.ModelConfig`, :class:`cobra.cobra_model.CobraConfig`
-or :class:`cobra.tiger.TigerConfig`, see :data:`cobra.model_kinds.MODELS`) and a
-:class:`TrainConfig` (the optimiser, loss and loop). :data:`PRESETS` names the ones the book and the README
-use:
+or :class:`cobra.tiger.TigerConfig`, see :data:`cobra.model_kinds.MODELS`; all three extend
+:class:`cobra.hstu.BackboneConfig`, and each holds its model's loss settings) and a :class:`TrainConfig`
+(the optimiser and the loop only). :data:`PRESETS` names the ones the book and the README use:
 
 * the HSTU paper's public MovieLens settings (meta-recsys/generative-recommenders' configs): ``hstu-ml1m``,
   ``hstu-large-ml1m``, ``hstu-ml20m``, ``hstu-large-ml20m``, ``sasrec-ml1m``,
@@ -24,13 +24,16 @@ use:
 refuses unknown keys by name, values of the wrong type (``epochs=1.5``, ``compile=maybe``, ``grad_clip=nan``)
 and sizes out of range (:data:`MAX_SIZE`), naming the field. Names that become file names under the cache
 (``preset``, ``dataset``, ``encoder``) must be safe names (:func:`cobra.config.require_safe_name`).
-A run directory holds its config as ``config.json``; :func:`load_run_config` reads it back.
+A run directory holds its config as ``config.json``; :func:`load_run_config` reads it back, migrating the
+layout of older files (:func:`migrate_run_config`: ``train.loss`` / ``num_negatives`` / ``temperature`` moved
+to ``model``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,12 +43,14 @@ from typing import Any
 from cobra.cobra_model import CobraConfig
 from cobra.config import (
     INT64_MAX,
+    MAX_EPOCHS_ENV,
     PROFILES,
     ConfigError,
     check_fields,
     check_value,
     field_hints,
     from_dict,
+    get_profile,
     require_choice,
     require_positive,
     require_range,
@@ -77,7 +82,7 @@ _MODEL_COUNTS = ("num_time_buckets",)
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How a model is trained (everything that is not the network or the data).
+    """How a model is trained: the optimiser and the loop (the loss settings belong to the model config).
 
     Attributes:
         epochs: most epochs (one epoch = one window per training user).
@@ -88,9 +93,6 @@ class TrainConfig:
         weight_decay: AdamW (decoupled) weight decay.
         warmup_steps: linear warm-up from 0 to ``lr`` over this many steps (0 = none).
         grad_clip: clip the global gradient norm to this (0 = no clipping).
-        loss: key of :data:`cobra.losses.LOSSES` (``sampled_softmax`` or ``full_softmax``).
-        num_negatives: ``R`` uniform negatives per position (sampled softmax).
-        temperature: logits are cosine / temperature.
         amp: autocast dtype on CUDA, ``bf16``, ``fp16`` (with a gradient scaler) or ``none``;
             ignored on CPU.
         compile: wrap the model in ``torch.compile``.
@@ -111,9 +113,6 @@ class TrainConfig:
     weight_decay: float = 0.0
     warmup_steps: int = 0
     grad_clip: float = 1.0
-    loss: str = "sampled_softmax"
-    num_negatives: int = 128
-    temperature: float = 0.05
     amp: str = "none"
     compile: bool = False
     seed: int = 42
@@ -124,23 +123,19 @@ class TrainConfig:
     num_threads: int = 0
 
     def __post_init__(self) -> None:
-        from cobra.losses import LOSSES
-
         check_fields(self)  # no float or bool for an int, finite floats, two numbers for betas ...
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
         if len(self.betas) != 2:
             raise ConfigError(f"betas must be two numbers, got {self.betas}")
-        require_choice(self, "loss", sorted(LOSSES))
         require_choice(self, "amp", AMP_MODES)
         require_choice(self, "device", DEVICES)
-        require_positive(self, ("epochs", "batch_size", "eval_batch_size", "eval_every", "num_negatives"))
+        require_positive(self, ("epochs", "batch_size", "eval_batch_size", "eval_every"))
         for name in ("warmup_steps", "patience", "grad_clip", "weight_decay", "num_threads"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.lr <= 0 or self.temperature <= 0:
-            raise ConfigError(f"lr and temperature must be > 0, got lr={self.lr}, temperature={self.temperature}")
-        require_range(self, ("epochs", "batch_size", "eval_batch_size", "eval_every", "num_negatives"), 1, MAX_SIZE,
-                      note=_SIZE_NOTE)
+        if self.lr <= 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        require_range(self, ("epochs", "batch_size", "eval_batch_size", "eval_every"), 1, MAX_SIZE, note=_SIZE_NOTE)
         require_range(self, ("warmup_steps", "patience", "num_threads"), 0, MAX_SIZE, note=_SIZE_NOTE)
         require_range(self, ("seed",), 0, INT64_MAX, note=" (2**63 - 1)")
         if not all(0.0 <= b < 1.0 for b in self.betas):
@@ -155,10 +150,11 @@ class RunConfig:
         preset: the preset it was built from (a label in results and run directories).
         profile: ``cpu`` or ``4090d`` (see :mod:`cobra.config`).
         dataset: MovieLens variant.
-        model: the network, an instance of ``MODELS[kind].config`` (:class:`cobra.models.ModelConfig`,
-            :class:`cobra.cobra_model.CobraConfig` or :class:`cobra.tiger.TigerConfig`);
-            ``model.num_items`` is set from the dataset when the run starts.
-        train: the loop.
+        model: the network and its loss, an instance of ``MODELS[kind].config``
+            (:class:`cobra.models.ModelConfig`, :class:`cobra.cobra_model.CobraConfig` or
+            :class:`cobra.tiger.TigerConfig`); ``model.num_items`` is set from the dataset when the run starts
+            (:func:`cobra.runs.build_model`).
+        train: the optimiser and the loop.
         encoder: item text encoder for semantic IDs and COBRA's VID tower.
         sid_levels: SID depth ``L`` of the residual quantiser.
         sid_codes: codes per level ``K``.
@@ -253,9 +249,47 @@ def dataclass_from_json(cls: type, values: Mapping[str, Any]) -> Any:
     return from_dict(cls, {k: _coerce(hints.get(k), v) for k, v in values.items()})
 
 
-def run_config_from_dict(values: Mapping[str, Any]) -> RunConfig:
-    """Inverse of :meth:`RunConfig.to_dict` (unknown keys refused by name; no ``kind`` = ``sequential``)."""
+# The loss settings that TrainConfig held until they moved to the model section (config.json files written
+# before then have them under "train"; migrate_run_config moves them).
+MOVED_LOSS_KEYS = ("loss", "num_negatives", "temperature")
+
+
+def migrate_run_config(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A run config mapping (``RunConfig.to_dict`` layout) brought up to date from an older ``config.json``.
+
+    Before the loss settings moved into the model configs, the ``train`` section held ``loss``,
+    ``num_negatives`` and ``temperature`` (:data:`MOVED_LOSS_KEYS`). A ``sequential`` run trained with them,
+    so they move to ``model``; the other kinds never read them (COBRA has its own in ``model``, TIGER none),
+    so they are dropped. A mapping in the current layout comes back unchanged; ``values`` is not modified.
+
+    Raises:
+        ConfigError: a sequential run's file holds one of them in both sections, with different values.
+    """
     values = dict(values)
+    train, model = values.get("train"), values.get("model")
+    if not (isinstance(train, Mapping) and isinstance(model, Mapping)):
+        return values  # run_config_from_dict names the missing section
+    moved = {k: train[k] for k in MOVED_LOSS_KEYS if k in train}
+    if not moved:
+        return values
+    values["train"] = {k: v for k, v in train.items() if k not in moved}
+    if values.get("kind", "sequential") == "sequential":
+        clash = [k for k, v in moved.items() if k in model and model[k] != v]
+        if clash:
+            raise ConfigError(f"the run config has {', '.join(f'train.{k} and model.{k}' for k in clash)} with "
+                              "different values; keep only the model one (the loss settings live in the model "
+                              "section)")
+        values["model"] = {**model, **moved}
+    return values
+
+
+def run_config_from_dict(values: Mapping[str, Any]) -> RunConfig:
+    """Inverse of :meth:`RunConfig.to_dict` (unknown keys refused by name; no ``kind`` = ``sequential``).
+
+    An older layout is migrated first (:func:`migrate_run_config`), so run directories written before a
+    setting moved still load and resume.
+    """
+    values = migrate_run_config(values)
     for key in ("model", "train"):
         if key not in values or not isinstance(values[key], Mapping):
             raise ConfigError(f"run config lacks the {key!r} section (a mapping)")
@@ -331,9 +365,10 @@ def apply_overrides(config: RunConfig, overrides: Mapping[str, Any]) -> RunConfi
     """``config`` with ``overrides`` applied; refuses unknown keys by name.
 
     Keys are dotted paths (``train.lr``, ``model.dim``, ``model.decode.mode``) or a bare key looked up
-    in the run fields (``dataset``, ``sid_codes`` ...), then in ``train`` and the model section; a bare
-    key that both ``train`` and the model section have (``temperature`` for COBRA) must be spelled with
-    its section. The model section is the config class of the run's kind. Values are already parsed
+    in the run fields (``dataset``, ``sid_codes`` ...), then in ``train`` and the model section, which share
+    no key (``temperature`` is ``model.temperature`` for every kind that has one: the loss settings live in
+    the model section, ``train`` holds only the optimiser and the loop). The model section is the config
+    class of the run's kind. Values are already parsed
     (see :func:`cobra.config.parse_overrides`); each is checked against its field's annotation
     (:func:`cobra.config.check_value`: ``train.epochs=1.5`` is refused, naming ``train.epochs``), and a string
     field takes the text as typed when ``overrides`` has it (``overrides.raw``: ``preset=2024``).
@@ -355,13 +390,14 @@ def apply_overrides(config: RunConfig, overrides: Mapping[str, Any]) -> RunConfi
         elif key in _RUN_KEYS:
             section, path = "run", [key]
         else:
-            found = [s for s in ("train", "model") if key in _names(classes[s])]
-            if len(found) > 1:
-                raise ConfigError(f"key {key!r} is ambiguous for a {config.kind!r} run: write train.{key} or "
-                                  f"model.{key}")
+            found = [s for s in _SECTIONS if key in _names(classes[s])]  # at most one: the sections share no key
             if not found:
                 raise ConfigError(f"unknown key {key!r}; valid keys: {valid()}")
             section, path = found[0], [key]
+        if section == "train" and path[0] in MOVED_LOSS_KEYS:
+            now = (f"set model.{path[0]} instead" if path[0] in _names(classes["model"])
+                   else f"a {config.kind!r} model has no {path[0]}")
+            raise ConfigError(f"unknown key {key!r}: the loss settings live in the model section; {now}")
         if section != "run" and ".".join([section, *path]) not in _dotted_names(classes[section], f"{section}."):
             raise ConfigError(f"unknown key {key!r}; valid keys: {valid()}")
         if section == "model" and path == ["num_items"]:
@@ -382,8 +418,10 @@ def apply_overrides(config: RunConfig, overrides: Mapping[str, Any]) -> RunConfi
 
 # ------------------------------------------------------------------------------------------------- presets
 def _scale(profile: str) -> dict[str, Any]:
-    """The run fields a profile owns (dataset, encoder, SID shape), so presets never repeat them."""
-    p = PROFILES[profile]
+    """The run fields a profile owns (dataset, encoder, SID shape), so presets never repeat them.
+
+    ``$COBRA_DATASET`` / ``$COBRA_ENCODER`` reach the presets through :func:`cobra.config.get_profile`."""
+    p = get_profile(profile)
     return {"profile": p.name, "dataset": p.dataset, "encoder": p.encoder, "sid_levels": p.sid_levels,
             "sid_codes": p.sid_codes}
 
@@ -393,8 +431,8 @@ def _paper(preset: str, dataset: str, backbone: str, dim: int, blocks: int, head
     """The HSTU reference's MovieLens settings (its public ML-1M / ML-20M configs)."""
     model = ModelConfig(num_items=NUM_ITEMS_FROM_DATA, backbone=backbone, dim=dim, num_blocks=blocks,
                         num_heads=heads, max_seq_len=PROFILES[profile].max_seq_len, dropout=0.2)
-    train_cfg = TrainConfig(epochs=101, batch_size=128, lr=1e-3, betas=(0.9, 0.98), weight_decay=0.0,
-                            num_negatives=128, temperature=0.05, **train)
+    # The loss is ModelConfig's default: sampled softmax, 128 uniform negatives, temperature 0.05.
+    train_cfg = TrainConfig(epochs=101, batch_size=128, lr=1e-3, betas=(0.9, 0.98), weight_decay=0.0, **train)
     return RunConfig(preset=preset, model=model, train=train_cfg, **{**_scale(profile), "dataset": dataset})
 
 
@@ -407,19 +445,20 @@ def _cpu(preset: str, backbone: str, embedding: str = "id", fusion: str | None =
     """ML-100K settings that train in a couple of minutes on 2 cores and beat ``popular`` clearly."""
     model = ModelConfig(num_items=NUM_ITEMS_FROM_DATA, backbone=backbone, embedding=embedding, fusion=fusion,
                         dim=64, num_blocks=2, num_heads=1, max_seq_len=PROFILES["cpu"].max_seq_len, dropout=0.2,
-                        sid_table_size=2**14)
-    # Full softmax: exact, and on 1,682 items no dearer than 128 sampled negatives per position (measured
-    # side by side, one epoch each: the same seconds within noise since sampled_softmax_loss normalises
-    # each distinct sampled item once; before that sampled softmax took about twice as long).
+                        sid_table_size=2**14,
+                        # Full softmax: exact, and on 1,682 items no dearer than 128 sampled negatives per
+                        # position (measured side by side, one epoch each: the same seconds within noise since
+                        # sampled_softmax_loss normalises each distinct sampled item once; before that sampled
+                        # softmax took about twice as long).
+                        loss="full_softmax", num_negatives=128, temperature=0.05)
     train = TrainConfig(epochs=50, batch_size=128, eval_batch_size=1024, lr=1e-3, betas=(0.9, 0.98),
-                        weight_decay=0.0, loss="full_softmax", num_negatives=128, temperature=0.05,
-                        patience=8, eval_every=1, amp="none", deterministic=True, device="cpu")
+                        weight_decay=0.0, patience=8, eval_every=1, amp="none", deterministic=True, device="cpu")
     return RunConfig(preset=preset, model=model, train=train, **_scale("cpu"))
 
 
 def _4090d(preset: str, backbone: str, embedding: str = "id", fusion: str | None = None) -> RunConfig:
     """ML-20M at the paper's HSTU sizes (4 blocks, 4 heads, D = 256, T = 200), bf16 on one 24 GB card."""
-    config = _paper(preset, PROFILES["4090d"].dataset, backbone, 256, 4, 4, **_gpu())
+    config = _paper(preset, get_profile("4090d").dataset, backbone, 256, 4, 4, **_gpu())
     return config.replace(model=config.model.replace(embedding=embedding, fusion=fusion))
 
 
@@ -486,6 +525,9 @@ PRESETS: dict[str, RunConfig] = {
 def get_preset(name: str, overrides: Mapping[str, Any] | None = None) -> RunConfig:
     """The preset ``name`` with ``overrides`` applied (see :func:`apply_overrides`).
 
+    ``$COBRA_MAX_EPOCHS``, when set, caps ``train.epochs`` (the full-scale smoke test runs each chapter's
+    training for one epoch that way).
+
     Raises:
         ConfigError: unknown preset name, unknown key (named in the message) or a bad value.
     """
@@ -493,7 +535,13 @@ def get_preset(name: str, overrides: Mapping[str, Any] | None = None) -> RunConf
         config = PRESETS[name]
     except KeyError:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(sorted(PRESETS))}") from None
-    return apply_overrides(config, overrides or {})
+    config = apply_overrides(config, overrides or {})
+    cap = os.environ.get(MAX_EPOCHS_ENV)
+    if cap:  # smoke tests and dry runs: every code path, few epochs
+        if not cap.isdigit() or int(cap) < 1:
+            raise ConfigError(f"{MAX_EPOCHS_ENV}={cap!r} must be a positive whole number of epochs")
+        config = config.replace(train=dataclasses.replace(config.train, epochs=min(config.train.epochs, int(cap))))
+    return config
 
 
 def preset_table() -> list[dict[str, Any]]:

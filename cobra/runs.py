@@ -71,6 +71,10 @@ def build_model(config: RunConfig, codes: np.ndarray | None = None, text_vectors
         num_items: the dataset's item count ``N`` (e.g. ``split.num_items``): the item tables are sized from
             it instead of ``config.model.num_items`` (a preset's placeholder). Leave it out for a config that
             already holds the dataset's (a run's ``config.json``).
+
+    Returns:
+        The model (``nn.Module`` with the :class:`cobra.model_kinds.Trainable` methods), fresh weights drawn from
+        the global torch RNG; its ``config`` is ``config.model`` with ``num_items`` set, loss settings included.
     """
     if num_items is not None:
         config = with_num_items(config, num_items)
@@ -80,7 +84,7 @@ def build_model(config: RunConfig, codes: np.ndarray | None = None, text_vectors
     if config.uses_text and text_vectors is None:
         raise ConfigError(f"a {config.kind!r} model needs item text vectors; compute them with "
                           f"cobra.text.embed_items({config.dataset!r}, {config.encoder!r})")
-    return MODELS[config.kind].build(config.model, config.train, codes if config.uses_sids else None,
+    return MODELS[config.kind].build(config.model, codes if config.uses_sids else None,
                                      text_vectors if config.uses_text else None)
 
 

@@ -51,19 +51,18 @@ Scores for the evaluator
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cobra.config import check_model_shape, require_choice
+from cobra.config import ConfigError, require_choice, require_positive
 from cobra.embeddings import EMBEDDING_KINDS, build_item_embedding
-from cobra.hstu import HSTU, next_timestamps, valid_mask
+from cobra.hstu import BackboneConfig, build_hstu, next_timestamps, valid_mask
 from cobra.trie import BeamResult, SIDTrie, constrained_beam_search
 
 if TYPE_CHECKING:  # the data module is only needed for the type of a batch
@@ -71,49 +70,39 @@ if TYPE_CHECKING:  # the data module is only needed for the type of a batch
 
 
 @dataclass(frozen=True)
-class TigerConfig:
-    """Everything needed to build a :class:`TigerRecommender`.
+class TigerConfig(BackboneConfig):
+    """Everything needed to build a :class:`TigerRecommender` (its loss, the code-level cross entropy, has no
+    settings).
+
+    The shared fields (``num_items``, ``dim``, ``num_blocks``, ``num_heads``, ``max_seq_len``, ``dropout``,
+    ``attention_dim``, ``linear_dim``, ``num_time_buckets``, ``use_time_bias``) are those of
+    :class:`cobra.hstu.BackboneConfig`; ``max_seq_len`` is the history ``T`` in items the model sees (longer
+    histories keep their last ``T``; the backbone's length is ``T * S`` tokens). The concatenated item/code
+    layout fixes two of them (see the module docstring): ``use_position_bias`` is ``False`` (token indices
+    carry no order; ``pos_emb`` gives positions) and ``attn_norm`` is ``max_seq_len``.
 
     Attributes:
-        num_items: ``N``.
-        dim: model dim ``D``.
-        num_blocks: HSTU blocks.
-        num_heads: heads per block.
-        max_seq_len: history items ``T`` the model sees (longer histories keep their last ``T``).
-        dropout: dropout rate.
         beam_width: ``M``, beams kept per level by :meth:`TigerRecommender.score`.
         history_embedding: ``"codesum"`` (sum of the item's code embeddings) or a kind of
             :mod:`cobra.embeddings` (``id``, ``prefixN``, ``ngram``, ``rqsum``) over all ``S`` code columns.
         exclude_history: remove the user's history items inside the beam search.
-        attention_dim: HSTU per-head q/k width (default ``D // H``).
-        linear_dim: HSTU per-head u/v width (default ``D // H``).
-        num_time_buckets: HSTU largest time bucket.
-        use_time_bias: HSTU relative time term.
         sid_table_size: hash rows for ``prefixN`` / ``ngram`` history embeddings.
     """
 
-    num_items: int
-    dim: int = 64
-    num_blocks: int = 2
-    num_heads: int = 1
-    max_seq_len: int = 50
-    dropout: float = 0.2
+    use_position_bias: bool = False
     beam_width: int = 20
     history_embedding: str = "codesum"
     exclude_history: bool = True
-    attention_dim: int | None = None
-    linear_dim: int | None = None
-    num_time_buckets: int = 128
-    use_time_bias: bool = True
     sid_table_size: int = 2**16
 
     def __post_init__(self) -> None:
         require_choice(self, "history_embedding", HISTORY_EMBEDDINGS)
-        check_model_shape(self, ("num_items", "dim", "num_blocks", "num_heads", "max_seq_len", "beam_width"))
-
-    def replace(self, **changes: Any) -> TigerConfig:
-        """A copy with some fields changed."""
-        return dataclasses.replace(self, **changes)
+        super().__post_init__()
+        require_positive(self, ("beam_width",))
+        if self.use_position_bias or self.attn_norm != "max_seq_len":
+            raise ConfigError("TIGER's item/code layout needs use_position_bias=false and attn_norm=max_seq_len "
+                              f"(token indices carry no order), got use_position_bias={self.use_position_bias}, "
+                              f"attn_norm={self.attn_norm!r}")
 
 
 class CodeSumEmbedding(nn.Module):
@@ -228,13 +217,7 @@ class TigerRecommender(nn.Module):
         for table in (self.code_emb, self.level_emb, self.pos_emb):
             nn.init.normal_(table.weight, 0.0, 0.02)
         self.history = HISTORY_EMBEDDINGS[config.history_embedding](self, codes)
-        self.backbone = HSTU(
-            dim=D, num_blocks=config.num_blocks, num_heads=config.num_heads,
-            max_seq_len=config.max_seq_len * S, dropout=config.dropout,
-            attention_dim=config.attention_dim, linear_dim=config.linear_dim,
-            num_buckets=config.num_time_buckets, attn_norm="max_seq_len", abs_pos_emb=False,
-            use_position_bias=False, use_time_bias=config.use_time_bias,
-        )
+        self.backbone = build_hstu(config, seq_len=config.max_seq_len * S, abs_pos_emb=False)
         self.final_norm = nn.LayerNorm(D)
         self.heads = nn.ModuleList(nn.Linear(D, v) for v in vocab)
 

@@ -254,11 +254,12 @@ def test_run_codes_error_is_one_cli_line(prepared: Prepared, tmp_path: Path, mon
     """eval of a run whose sid_codes.npz is damaged: one ``error:`` line naming the file, exit code 2."""
     from cobra.cli import main
     from cobra.presets import get_preset, save_run_config
+    from cobra.runs import with_num_items
 
     home = new_home(prepared, tmp_path / "home")
     monkeypatch.setenv("COBRA_HOME", str(home))
     config = get_preset("tiger-cpu")
-    config = config.replace(model=config.model.replace(num_items=prepared.data.num_items))
+    config = with_num_items(config, prepared.data.num_items)
     run = tmp_path / "run"
     run.mkdir()
     save_run_config(config, run / "config.json")

@@ -56,6 +56,12 @@ def test_config_errors_are_clear():
     with pytest.raises(ConfigError, match="decode mode"):
         CobraConfig(num_items=5, decode={"mode": "greedy"})
     assert CobraConfig(num_items=5, decode={"mode": "beam"}).decode.mode == "beam"
+    with pytest.raises(ConfigError, match="temperature must be > 0"):
+        CobraConfig(num_items=5, temperature=0.0)
+    with pytest.raises(ConfigError, match="num_negatives must be >= 1"):
+        CobraConfig(num_items=5, num_negatives=0)
+    # The shared backbone fields reach COBRA's HSTU too (attention_dim was not settable for COBRA before).
+    assert _model(attention_dim=4).backbone.blocks[0].attention_dim == 4
     with pytest.raises(ValueError, match="num_items"):
         CobraRecommender(CobraConfig(num_items=N + 1), _codes(), torch.zeros(N + 1, DT))
 

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from cobra.config import ConfigError
 from cobra.hstu import (
     HSTU,
+    BackboneConfig,
     HSTUBlock,
     RelativeBias,
     allowed_attention,
+    build_hstu,
     causal_mask,
     next_timestamps,
     time_bucket,
@@ -273,3 +278,60 @@ def test_relative_bias_on_cuda_matches_cpu():
     for a, b in zip(cpu.parameters(), gpu.parameters(), strict=True):
         assert torch.allclose(a.grad, b.grad.cpu(), rtol=1e-4, atol=1e-4)
     assert torch.allclose(cpu(ts, lengths), gpu(ts.cuda(), lengths.cuda()).cpu())
+
+
+# ------------------------------------------------------------------------------- one config, one builder
+def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return list(sa) == list(sb) and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_every_model_config_extends_the_backbone_config() -> None:
+    from cobra.cobra_model import CobraConfig
+    from cobra.model_kinds import MODELS
+    from cobra.tiger import TigerConfig
+
+    shared = {"num_items", "dim", "num_blocks", "num_heads", "max_seq_len", "dropout", "attention_dim",
+              "linear_dim", "num_time_buckets", "attn_norm", "use_position_bias", "use_time_bias"}
+    assert {f.name for f in dataclasses.fields(BackboneConfig)} == shared
+    for kind in MODELS.values():
+        assert issubclass(kind.config, BackboneConfig)
+    for config in (ModelConfig(num_items=5), CobraConfig(num_items=5), TigerConfig(num_items=5)):
+        changed = config.replace(dim=32, num_heads=2)  # one replace for all, the subclass kept and re-checked
+        assert type(changed) is type(config) and (changed.dim, changed.num_heads) == (32, 2)
+        with pytest.raises(ConfigError, match="divisible"):
+            config.replace(dim=30, num_heads=4)
+
+
+@pytest.mark.parametrize("seq_len,abs_pos_emb", [(None, True), (34, True), (40, False)])
+def test_build_hstu_draws_the_weights_of_a_direct_construction(seq_len, abs_pos_emb) -> None:
+    """The shared builder creates the same parameters in the same order from the same RNG draws as HSTU(...)."""
+    config = ModelConfig(num_items=5, dim=16, num_blocks=2, num_heads=2, max_seq_len=12, attention_dim=4,
+                         num_time_buckets=64, attn_norm="length", use_time_bias=False)
+    torch.manual_seed(3)
+    built = build_hstu(config, seq_len=seq_len, abs_pos_emb=abs_pos_emb)
+    torch.manual_seed(3)
+    direct = HSTU(dim=16, num_blocks=2, num_heads=2, max_seq_len=seq_len or 12, dropout=0.2, attention_dim=4,
+                  num_buckets=64, attn_norm="length", abs_pos_emb=abs_pos_emb, use_time_bias=False)
+    assert _same_weights(built, direct) and built.max_seq_len == (seq_len or 12)
+    assert (built.pos_emb is None) == (not abs_pos_emb)
+
+
+def test_the_three_models_build_their_backbone_with_build_hstu() -> None:
+    from cobra.cobra_model import CobraConfig, CobraRecommender
+    from cobra.sid import add_uniqueness
+    from cobra.tiger import TigerConfig, TigerRecommender
+
+    codes = add_uniqueness(np.random.default_rng(0).integers(0, 4, (12, 2)))
+    models = {
+        "sequential": SequentialRecommender(ModelConfig(num_items=12, dim=16, max_seq_len=10)),
+        "cobra": CobraRecommender(CobraConfig(num_items=12, dim=16, max_seq_len=10), codes, np.ones((12, 3))),
+        "tiger": TigerRecommender(TigerConfig(num_items=12, dim=16, max_seq_len=10), codes),
+    }
+    lengths = {"sequential": 10, "cobra": 2 * (10 + 1), "tiger": 10 * 3}  # tokens: items, SID/VID pairs, codes
+    for name, model in models.items():
+        torch.manual_seed(0)
+        reference = build_hstu(model.config, seq_len=lengths[name], abs_pos_emb=name != "tiger")
+        assert model.backbone.max_seq_len == lengths[name]
+        assert {k: v.shape for k, v in model.backbone.state_dict().items()} == {
+            k: v.shape for k, v in reference.state_dict().items()}, name

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
 
 from cobra.config import ConfigError, parse_overrides
+from cobra.model_kinds import MODELS
 from cobra.presets import (
+    MOVED_LOSS_KEYS,
     PRESETS,
     TrainConfig,
     get_preset,
     load_run_config,
+    migrate_run_config,
     preset_table,
     run_config_from_dict,
     save_run_config,
@@ -41,9 +45,9 @@ def test_paper_settings(name: str) -> None:
     dataset, backbone, blocks, heads, dim = PAPER[name]
     assert (c.dataset, c.model.backbone, c.model.num_blocks, c.model.num_heads, c.model.dim) == PAPER[name]
     assert c.model.max_seq_len == 200 and c.model.dropout == 0.2
-    t = c.train
+    t, m = c.train, c.model
     assert (t.batch_size, t.lr, t.betas, t.weight_decay, t.epochs) == (128, 1e-3, (0.9, 0.98), 0.0, 101)
-    assert (t.loss, t.num_negatives, t.temperature) == ("sampled_softmax", 128, 0.05)
+    assert (m.loss, m.num_negatives, m.temperature) == ("sampled_softmax", 128, 0.05)
 
 
 def test_profile_presets() -> None:
@@ -132,14 +136,17 @@ def test_generative_presets() -> None:
     assert get_preset("tiger-cpu").model.beam_width == 20
 
 
-def test_nested_and_ambiguous_overrides() -> None:
+def test_nested_overrides_and_bare_keys() -> None:
     c = get_preset("cobra-cpu", parse_overrides(["model.decode.mode=direct", "model.decode.beam_width=8",
-                                                 "model.temperature=0.1", "train.temperature=0.2", "dim=32"]))
-    assert (c.model.decode.mode, c.model.decode.beam_width, c.model.temperature, c.train.temperature,
-            c.model.dim) == ("direct", 8, 0.1, 0.2, 32)
+                                                 "model.temperature=0.1", "dim=32"]))
+    assert (c.model.decode.mode, c.model.decode.beam_width, c.model.temperature, c.model.dim) == (
+        "direct", 8, 0.1, 32)
     assert PRESETS["cobra-cpu"].model.decode.mode == "beam"
-    with pytest.raises(ConfigError, match="ambiguous.*model.temperature"):
-        get_preset("cobra-cpu", {"temperature": 0.1})
+    # A bare key has one home: the loss settings are the model's for every kind, the loop's are train's.
+    assert get_preset("cobra-cpu", {"temperature": 0.1}).model.temperature == 0.1
+    c = get_preset("hstu-cpu", {"temperature": 0.1, "num_negatives": 7, "loss": "sampled_softmax", "lr": 0.01})
+    assert (c.model.temperature, c.model.num_negatives, c.model.loss, c.train.lr) == (0.1, 7, "sampled_softmax",
+                                                                                      0.01)
     with pytest.raises(ConfigError, match=r"model\.decode\.mod\b"):
         get_preset("cobra-cpu", {"model.decode.mod": "beam"})
     with pytest.raises(ConfigError, match="decode mode"):
@@ -341,3 +348,71 @@ def test_every_preset_passes_the_new_checks(name: str) -> None:
     config = PRESETS[name]
     assert dataclasses.replace(config) == config
     assert get_preset(name, parse_overrides([f"seed={config.train.seed}"])) == config
+
+
+# ------------------------------------------------------------------------- one owner per setting, old files
+def test_train_and_model_sections_share_no_key() -> None:
+    """So a bare --set key has one home (no "ambiguous key" rule), and train holds only the loop."""
+    train = {f.name for f in dataclasses.fields(TrainConfig)}
+    assert not train & set(MOVED_LOSS_KEYS)
+    for kind in MODELS.values():
+        assert not train & {f.name for f in dataclasses.fields(kind.config)}, kind.config.__name__
+
+
+def test_loss_keys_under_train_name_their_new_home() -> None:
+    with pytest.raises(ConfigError, match=r"'train\.temperature'.*set model\.temperature instead"):
+        get_preset("hstu-cpu", {"train.temperature": 0.1})
+    with pytest.raises(ConfigError, match=r"'train\.num_negatives'.*set model\.num_negatives instead"):
+        get_preset("cobra-cpu", {"train.num_negatives": 8})
+    with pytest.raises(ConfigError, match=r"'train\.loss'.*a 'tiger' model has no loss"):
+        get_preset("tiger-cpu", {"train.loss": "full_softmax"})
+    with pytest.raises(ConfigError, match="unknown key 'temperature'"):
+        get_preset("tiger-cpu", {"temperature": 0.1})  # TIGER's code-level cross entropy has no temperature
+    with pytest.raises(ConfigError, match="temperature must be > 0"):
+        get_preset("hstu-cpu", {"model.temperature": 0.0})
+    with pytest.raises(ConfigError, match="num_negatives must be >= 1"):
+        get_preset("hstu-cpu", {"num_negatives": 0})
+
+
+def _old_layout(name: str, **train_loss) -> dict:
+    """A preset's config as ``config.json`` held it before the loss settings moved to the model section.
+
+    Then ``train`` had ``loss`` / ``num_negatives`` / ``temperature`` (defaults ``sampled_softmax``, 128, 0.05;
+    only sequential models read them), COBRA's model section lacked ``attention_dim`` / ``linear_dim`` and
+    TIGER's lacked ``attn_norm`` / ``use_position_bias``.
+    """
+    values = get_preset(name).to_dict()
+    model, train = values["model"], values["train"]
+    if values["kind"] == "sequential":
+        train.update({k: model.pop(k) for k in MOVED_LOSS_KEYS})
+    else:
+        train.update({"loss": "sampled_softmax", "num_negatives": 128, "temperature": 0.05})
+    dropped = {"cobra": ("attention_dim", "linear_dim"), "tiger": ("attn_norm", "use_position_bias")}
+    for key in dropped.get(values["kind"], ()):
+        del model[key]
+    train.update(train_loss)
+    return values
+
+
+@pytest.mark.parametrize("name", ["hstu-cpu", "sasrec-4090d", "hstu-sid-cpu", "cobra-cpu", "tiger-cpu"])
+def test_old_config_json_layout_is_migrated(name: str, tmp_path: Path) -> None:
+    old = _old_layout(name)
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    assert load_run_config(tmp_path) == get_preset(name)
+    migrated = migrate_run_config(old)
+    assert not set(MOVED_LOSS_KEYS) & set(migrated["train"])
+    assert "loss" in old["train"]  # the argument is left alone
+    current = get_preset(name).to_dict()
+    assert migrate_run_config(current) == current  # the current layout passes through unchanged
+
+
+def test_old_sequential_loss_settings_move_with_their_values() -> None:
+    old = _old_layout("hstu-cpu", loss="sampled_softmax", num_negatives=7, temperature=0.2)
+    m = run_config_from_dict(old).model
+    assert (m.loss, m.num_negatives, m.temperature) == ("sampled_softmax", 7, 0.2)
+    old = _old_layout("cobra-cpu", num_negatives=7, temperature=0.2)  # unused by COBRA: dropped
+    assert run_config_from_dict(old) == get_preset("cobra-cpu")
+    both = get_preset("hstu-cpu").to_dict()
+    both["train"]["temperature"] = 0.2  # a hand-edited file with two values for one setting
+    with pytest.raises(ConfigError, match=r"train\.temperature and model\.temperature"):
+        run_config_from_dict(both)

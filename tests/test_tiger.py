@@ -156,6 +156,12 @@ def test_config_errors_and_codes_shape() -> None:
         TigerConfig(num_items=3, history_embedding="nope")
     with pytest.raises(ConfigError, match="beam_width"):
         TigerConfig(num_items=3, beam_width=0)
+    # The item/code layout has no meaningful token order: the shared backbone fields that assume one are fixed.
+    assert (TigerConfig(num_items=3).use_position_bias, TigerConfig(num_items=3).attn_norm) == (False, "max_seq_len")
+    with pytest.raises(ConfigError, match="use_position_bias=false and attn_norm=max_seq_len"):
+        TigerConfig(num_items=3, use_position_bias=True)
+    with pytest.raises(ConfigError, match="use_position_bias=false and attn_norm=max_seq_len"):
+        TigerConfig(num_items=3, attn_norm="length")
     with pytest.raises(ValueError, match="num_items"):
         TigerRecommender(TigerConfig(num_items=5), _codes(4))
     model = TigerRecommender(TigerConfig(num_items=N, dim=16, max_seq_len=8, history_embedding="prefixN"), _codes())

@@ -78,6 +78,29 @@ def test_exact_resume(tmp_path: Path, backbone: str) -> None:
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+def test_run_written_before_the_loss_settings_moved_reloads_and_resumes(tmp_path: Path) -> None:
+    """A config.json with the old layout (train.loss / num_negatives / temperature) loads and resumes exactly."""
+    split = tiny_split()
+    config = tiny_config(temperature=0.1)
+    straight = fit(config, tmp_path / "a", progress=False, split=split)
+    fit(config, tmp_path / "b", progress=False, split=split, stop_after=1)
+    path = tmp_path / "b" / "config.json"
+    old = json.loads(path.read_text())
+    old["train"].update({k: old["model"].pop(k) for k in ("loss", "num_negatives", "temperature")})
+    path.write_text(json.dumps(old))
+
+    model, reloaded, _ = load_run(tmp_path / "b", "last.pt", split=split)
+    assert (reloaded.model.loss, reloaded.model.num_negatives, reloaded.model.temperature) == (
+        "sampled_softmax", 8, 0.1)
+    assert reloaded.model == model.config and not hasattr(reloaded.train, "temperature")
+    with pytest.raises(ConfigError, match=r"model\.temperature"):  # a changed loss setting is still refused
+        fit(tiny_config(temperature=0.2), tmp_path / "b", progress=False, split=split)
+    resumed = fit(config, tmp_path / "b", progress=False, split=split)
+    assert metrics_of(resumed) == metrics_of(straight)
+    assert losses(tmp_path / "b") == losses(tmp_path / "a")
+    assert "temperature" in json.loads(path.read_text())["model"]  # rewritten in the current layout
+
+
 def test_resume_after_crash_in_callback(tmp_path: Path) -> None:
     split = tiny_split()
     config = tiny_config()

@@ -141,9 +141,9 @@ def bench_speed(
         batch = synthetic_batch(batch_size, T, num_items, seed=T)
         for backbone in ("hstu", "sasrec"):
             torch.manual_seed(0)
-            config = ModelConfig(num_items=num_items, backbone=backbone, dim=dim, num_blocks=2, num_heads=1,
+            config = ModelConfig(num_items=num_items, backbone=backbone, loss=loss, dim=dim, num_blocks=2, num_heads=1,
                                  max_seq_len=T, dropout=0.2)
-            trainer = TrainModule(SequentialModel(config, loss=loss)).to(dev)
+            trainer = TrainModule(SequentialModel(config)).to(dev)
             row = {"model": backbone, "T": T, **_measure(trainer, batch, steps, dev, amp)}
             rows.append(row)
             if verbose:
@@ -205,12 +205,11 @@ def preset_memory(name: str = "hstu-4090d", batch_size: int | None = None, num_i
     bytes, so the float32 figure is an upper estimate.
     """
     config = get_preset(name)
-    config = config.replace(model=config.model.replace(num_items=num_items))
     batch_size = batch_size or config.train.batch_size
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     T = config.model.max_seq_len
     torch.manual_seed(0)
-    trainer = TrainModule(build_model(config, *synthetic_inputs(config, num_items))).to(dev)
+    trainer = TrainModule(build_model(config, *synthetic_inputs(config, num_items), num_items=num_items)).to(dev)
     out: dict[str, Any] = {"preset": name, "kind": config.kind, "batch_size": batch_size, "T": T,
                            "num_items": num_items, "budget_gb": GPU_BUDGET_GB}
     if dev.type == "cuda":
