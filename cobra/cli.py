@@ -173,7 +173,7 @@ def _sid(args: argparse.Namespace) -> dict[str, Any]:
                           "pass one or the other")
     prof = get_profile(args.profile)
     if args.vectors:
-        from cobra.bench.sid import load_vectors
+        from cobra.sid import load_vectors
 
         vectors = load_vectors(args.vectors)
     else:

@@ -214,6 +214,26 @@ class MetricsLog:
 
 
 # ------------------------------------------------------------------------------------------- ownership
+def validation_curve(run_dir: str | Path) -> list[dict[str, float]]:
+    """Per-epoch ``{"epoch", "valid_ndcg@10", "seconds", "loss", ...}`` of a run, from its ``metrics.jsonl``.
+
+    ``seconds`` is the wall time of the run up to the end of that epoch (training and validation);
+    ``loss`` is the epoch's mean training loss, and a COBRA run adds its two parts ``train_loss_sid``
+    and ``train_loss_vid``. Epochs without a validation (``eval_every > 1``) are skipped.
+    """
+    path = Path(run_dir) / "metrics.jsonl"
+    curve, elapsed = [], 0.0
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        record = json.loads(line)
+        elapsed += float(record.get("seconds", 0.0))
+        if "valid_ndcg@10" in record:
+            point = {"epoch": int(record["epoch"]), "valid_ndcg@10": float(record["valid_ndcg@10"]),
+                     "seconds": round(elapsed, 3)}
+            point.update({k: float(record[k]) for k in ("loss", "train_loss_sid", "train_loss_vid") if k in record})
+            curve.append(point)
+    return curve
+
+
 def default_run_dir(preset: str) -> Path:
     """``data_home()/runs/<preset>-<YYYYmmdd-HHMMSS>``."""
     return data_home() / "runs" / f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -26,6 +26,9 @@ Files (:meth:`SemanticIDs.save`, :meth:`ResidualQuantizer.save`) are ``.npz`` ar
 JSON metadata records a sha256 of the whole content; loading recomputes it and range-checks the codes, and
 any damage is a :class:`SIDError` that names the file.
 
+:func:`load_vectors` reads a saved ``(N, D)`` matrix (``.npy``, or ``.npz`` with ``vectors``) without pickles,
+for ``python -m cobra sid --vectors``.
+
 Explained in chapters 03 (building semantic IDs) and 04 (diagnostics).
 """
 
@@ -894,3 +897,29 @@ def fit_semantic_ids(
     codes = q.fit(vectors, device=device)  # (N, L)
     seconds = time.perf_counter() - t0
     return SemanticIDs(add_uniqueness(codes), q, config, seconds)
+
+
+def load_vectors(path: str | Path) -> np.ndarray:
+    """Read an (N, D) float matrix from ``.npy`` (or ``.npz`` with a ``vectors`` array), without pickle.
+
+    Returns:
+        (N, D) float32.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SIDError(f"no vectors file at {path}; save an (N, D) matrix with numpy.save first")
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                if "vectors" not in z.files:
+                    raise SIDError(f"{path} has arrays {z.files} but no 'vectors'; save one under that name")
+                arr = z["vectors"]
+        else:
+            arr = np.load(path, allow_pickle=False)
+    except SIDError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any parse failure means the same thing to the user
+        raise SIDError(f"{path} is not a readable .npy/.npz matrix ({exc})") from exc
+    if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number):
+        raise SIDError(f"{path} holds a {arr.dtype} array of shape {arr.shape}; expected (N, D) numbers")
+    return np.ascontiguousarray(arr, dtype=np.float32)

@@ -166,8 +166,7 @@ def test_bench_sid_small():
 
 
 def test_load_vectors(tmp_path):
-    from cobra.bench.sid import load_vectors
-    from cobra.sid import SIDError
+    from cobra.sid import SIDError, load_vectors
 
     a = np.arange(12, dtype=np.float64).reshape(4, 3)
     np.save(tmp_path / "v.npy", a)

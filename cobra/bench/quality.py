@@ -8,7 +8,7 @@ for their own models. The README's results table is read from the same files.
   MovieLens-100K for a list of presets (any kind: HSTU, SASRec, PrefixN, TIGER, COBRA), with the
   ``popular`` baseline for reference, and each run's validation NDCG@10 per epoch so convergence can
   be plotted.
-* :func:`validation_curve` -- one run's per-epoch validation NDCG@10 and losses, from its ``metrics.jsonl``.
+* :func:`cobra.runs.validation_curve` -- one run's per-epoch validation NDCG@10 and losses (``metrics.jsonl``).
 * :func:`decode_ablation` -- COBRA runs' best checkpoints scored under every decoding mode.
 * :func:`run` -- the command: checks its flags before any training, says how to resume on Ctrl-C.
 """
@@ -27,29 +27,10 @@ from cobra.bench.common import check_out_file, mean_std, write_result
 from cobra.config import ConfigError, Interrupted, data_home, parse_overrides
 from cobra.model_kinds import MODELS
 from cobra.presets import get_preset
+from cobra.runs import validation_curve
 from cobra.train import fit
 
 QUALITY_MODELS = ("hstu-cpu", "sasrec-cpu", "hstu-sid-cpu", "tiger-cpu", "cobra-cpu")
-
-
-def validation_curve(run_dir: str | Path) -> list[dict[str, float]]:
-    """Per-epoch ``{"epoch", "valid_ndcg@10", "seconds", "loss", ...}`` of a run, from its ``metrics.jsonl``.
-
-    ``seconds`` is the wall time of the run up to the end of that epoch (training and validation);
-    ``loss`` is the epoch's mean training loss, and a COBRA run adds its two parts ``train_loss_sid``
-    and ``train_loss_vid``. Epochs without a validation (``eval_every > 1``) are skipped.
-    """
-    path = Path(run_dir) / "metrics.jsonl"
-    curve, elapsed = [], 0.0
-    for line in path.read_text().splitlines() if path.is_file() else []:
-        record = json.loads(line)
-        elapsed += float(record.get("seconds", 0.0))
-        if "valid_ndcg@10" in record:
-            point = {"epoch": int(record["epoch"]), "valid_ndcg@10": float(record["valid_ndcg@10"]),
-                     "seconds": round(elapsed, 3)}
-            point.update({k: float(record[k]) for k in ("loss", "train_loss_sid", "train_loss_vid") if k in record})
-            curve.append(point)
-    return curve
 
 
 def _mean_curve(curves: list[list[dict[str, float]]]) -> list[dict[str, float]]:
@@ -106,7 +87,7 @@ def bench_quality(models: Sequence[str] = QUALITY_MODELS, seeds: int = 3,
         ({hr@10, ndcg@10}). Models that decode (COBRA) also get ``decodes``: per mode of
         :data:`cobra.decode.DECODERS`, the mean validation and test NDCG@10 (and test std) of the same
         best checkpoints, and ``best_decode_on_valid``, the mode with the highest validation mean.
-        ``curve`` of a run is :func:`validation_curve`; the model's ``curve`` is the mean
+        ``curve`` of a run is :func:`cobra.runs.validation_curve`; the model's ``curve`` is the mean
         validation NDCG@10 per epoch over the seeds that reached it (``runs`` of them).
         The standard deviation is the sample one (``ddof = 1``; 0 for a single seed).
     """

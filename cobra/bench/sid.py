@@ -9,7 +9,6 @@ with :func:`embedding_stats`), and reports fit seconds and the diagnostics of :m
 side by side, plus whether the ``balanced`` targets of issue 3 hold (:func:`format_sid_bench` prints
 them as a table). :func:`run` is the command, on the profile's item vectors.
 
-Also here: :func:`load_vectors`, the reader of a saved (N, D) matrix behind ``python -m cobra sid --vectors``.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,7 +26,6 @@ from cobra.sid import (
     ResidualQuantizer,
     SemanticIDs,
     SIDConfig,
-    SIDError,
     add_uniqueness,
     fit_semantic_ids,
     size_bounds,
@@ -36,32 +33,6 @@ from cobra.sid import (
 from cobra.sid_metrics import sid_report
 
 BENCH_METHODS = ("kmeans", "balanced", "seed-heuristic", "sklearn-kmeans")
-
-
-def load_vectors(path: str | Path) -> np.ndarray:
-    """Read an (N, D) float matrix from ``.npy`` (or ``.npz`` with a ``vectors`` array), without pickle.
-
-    Returns:
-        (N, D) float32.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise SIDError(f"no vectors file at {path}; save an (N, D) matrix with numpy.save first")
-    try:
-        if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                if "vectors" not in z.files:
-                    raise SIDError(f"{path} has arrays {z.files} but no 'vectors'; save one under that name")
-                arr = z["vectors"]
-        else:
-            arr = np.load(path, allow_pickle=False)
-    except SIDError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any parse failure means the same thing to the user
-        raise SIDError(f"{path} is not a readable .npy/.npz matrix ({exc})") from exc
-    if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number):
-        raise SIDError(f"{path} holds a {arr.dtype} array of shape {arr.shape}; expected (N, D) numbers")
-    return np.ascontiguousarray(arr, dtype=np.float32)
 
 
 # Calibration of :func:`synthetic_embeddings`: statistics of the real ML-100K MiniLM item vectors
