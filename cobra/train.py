@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import math
 import os
 import random
@@ -77,6 +78,8 @@ RESULT_KEYS = ("model", "preset", "epochs", "seconds", "tokens_per_second",
                "hr@10", "ndcg@10", "hr@50", "ndcg@50", "hr@200", "ndcg@200", "mrr")
 METRIC_KEYS = RESULT_KEYS[5:]
 SELECT_METRIC = "ndcg@10"  # validation metric for early stopping and best.pt
+log = logging.getLogger(__name__)
+
 AMP_DTYPES: dict[str, torch.dtype | None] = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -478,6 +481,10 @@ def _prepare(config: RunConfig, out_dir: str | Path | None, resume: bool, progre
 
     split = split if split is not None else load_split(config.dataset)
     config = with_num_items(config, split.num_items)
+    if not split.timed and getattr(config.model, "use_time_bias", False):
+        log.warning("%s has no timestamps: %s runs without its time bias (model.use_time_bias=false)",
+                    config.dataset, config.preset)
+        config = config.replace(model=config.model.replace(use_time_bias=False))
     if config.uses_sids and codes is None:
         codes_path = out_dir / "sid_codes.npz"
         if resume and codes_path.is_file():
