@@ -3,8 +3,9 @@
 #
 #   make book   set up, fetch MovieLens-100K, validate every chapter (nbval,
 #               cpu profile) and render the HTML book into _build/html
-#   make test   set up and run the whole test suite: unit tests, nbval over
-#               every chapter, the jupytext pairing check, the book build;
+#   make test   set up and run the whole test suite: unit tests, every chapter
+#               at the 4090d profile on a tiny synthetic stand-in (CPU), nbval
+#               over every chapter, the jupytext pairing check, the book build;
 #               then nbval over every chapter again as on another reader's
 #               CPU (PERTURBED: generic ATen kernels, SSE-level MKL and
 #               oneDNN, one thread)

@@ -34,9 +34,10 @@ import numpy as np
 import pandas as pd
 from tqdm import TqdmWarning
 
-from cobra.book import glue, setup
-from cobra.movielens import load_movielens
-from cobra.text import ENCODERS, display_title, embed_items, get_encoder, item_text, item_texts, nearest
+from cobra.book import glue, setup, subsample
+from cobra.datasets import load_dataset
+from cobra.text import ENCODERS, EncoderError, display_title, embed_items, get_encoder, item_text, item_texts, nearest
+from cobra.titles import film_rows
 
 # umap imports tqdm.auto, which inside a notebook warns that ipywidgets is missing; we draw no progress bars.
 warnings.filterwarnings("ignore", message="IProgress not found", category=TqdmWarning)
@@ -56,9 +57,10 @@ print(f"profile {profile.name}: dataset {profile.dataset}, encoder {profile.enco
 # are short:
 
 # %%
-ml = load_movielens(profile.dataset)
+ml = load_dataset(profile.dataset)
 texts = item_texts(ml.items)
 titles = [display_title(t, y) for t, y in zip(ml.items["title"], ml.items["year"], strict=True)]
+popularity = np.bincount(ml.interactions["item"], minlength=ml.num_items + 1)[1:]  # (N,) ratings per film
 for i in [0, 49, 55, 126, 180]:
     print(f"item {i + 1:>4}: {texts[i]}")
 
@@ -90,7 +92,11 @@ print(f"{len(texts)} texts, {len(set(texts))} distinct; words per text: "
 
 # %%
 for name in ENCODERS:
-    enc = get_encoder(name)  # cheap: a model is loaded on the first encode
+    try:
+        enc = get_encoder(name)  # cheap: a model is loaded on the first encode
+    except EncoderError as err:  # e.g. minilm's wheel not installed; the message says how to install it
+        print(f"{name:>7}: not available ({err})")
+        continue
     print(f"{name:>7}: {type(enc).__name__:<28} key {enc.key}")
 
 # %% [markdown]
@@ -125,8 +131,9 @@ print(f"encoder {emb.encoder}: vectors {vectors.shape} {vectors.dtype}; "
 # k-means has to work inside a narrow cone, not on the whole sphere.
 
 # %%
-sims = vectors @ vectors.T  # (N, N)
-upper = sims[np.triu_indices(len(vectors), k=1)]
+sample = subsample(len(vectors))  # all films here; 5,000 random ones on larger catalogues (N x N memory)
+sims = vectors[sample] @ vectors[sample].T  # (S, S), S = N here
+upper = sims[np.triu_indices(len(sample), k=1)]
 fig, ax = plt.subplots()
 ax.hist(upper, bins=80, color="C0")
 ax.axvline(upper.mean(), color="C3", ls="--", label=f"mean {upper.mean():.2f}")
@@ -187,8 +194,9 @@ for group in [*reversed(GENRE_GROUPS), "unknown"]:  # drama (grey) first, so the
     mask = (primary == group).to_numpy()
     ax.scatter(xy[mask, 0], xy[mask, 1], s=7, color=colours[group], label=f"{group} ({mask.sum()})", alpha=0.85,
                linewidths=0)
-for name in ["Star Wars", "Toy Story", "Pulp Fiction", "Scream", "Fargo"]:
-    i = titles.index(name)
+# film_rows finds the films by title (on another dataset, popular films stand in for them)
+for i in film_rows(titles, ["Star Wars", "Toy Story", "Pulp Fiction", "Scream", "Fargo"], popularity):
+    name = titles[i]
     ax.scatter(*xy[i], s=40, facecolors="none", edgecolors="black", linewidths=1.0)
     ax.annotate(name, xy[i], xytext=(7, 5), textcoords="offset points", fontsize=9, fontweight="bold")
 handles, labels = ax.get_legend_handles_labels()
@@ -217,8 +225,9 @@ plt.show()
 # well-known films:
 
 # %%
-films = ["Star Wars", "Toy Story", "Pulp Fiction", "The Lion King", "Terminator 2: Judgment Day", "Scream"]
-query_rows = [titles.index(f) for f in films]
+query_rows = film_rows(titles, ["Star Wars", "Toy Story", "Pulp Fiction", "The Lion King",
+                                 "Terminator 2: Judgment Day", "Scream"], popularity)
+films = [titles[i] for i in query_rows]
 
 
 def short(title: str, width: int = 26) -> str:
@@ -252,7 +261,8 @@ neighbour_table(vectors)
 # %%
 tfidf = embed_items(profile.dataset, "tfidf", progress=False).vectors  # (N, 256) float32
 glue("tfidf_dim", tfidf.shape[1])
-glue("pulp_jason_cos", tfidf[titles.index("Pulp Fiction")] @ tfidf[titles.index("Jason's Lyric")])
+pulp, jason = film_rows(titles, ["Pulp Fiction", "Jason's Lyric"], popularity)
+glue("pulp_jason_cos", tfidf[pulp] @ tfidf[jason])
 neighbour_table(tfidf)
 
 # %% [markdown]
@@ -266,7 +276,7 @@ neighbour_table(tfidf)
 
 # %%
 k = 10
-overlap = np.array([len(set(nearest(vectors, i, k)) & set(nearest(tfidf, i, k))) / k for i in range(len(vectors))])
+overlap = np.array([len(set(nearest(vectors, i, k)) & set(nearest(tfidf, i, k))) / k for i in sample])  # sample: above
 print(f"mean overlap of the 10 nearest neighbours, MiniLM vs TF-IDF: {overlap.mean():.4f}")
 
 # %% [markdown]
@@ -279,12 +289,12 @@ print(f"mean overlap of the 10 nearest neighbours, MiniLM vs TF-IDF: {overlap.me
 
 # %%
 v64 = vectors.astype(np.float64)
-full = v64 @ v64.T  # (N, N) cosine similarities
-np.fill_diagonal(full, -np.inf)
-ours = np.argsort(-full, axis=1, kind="stable")[:, :5]  # (N, 5)
-package = np.stack([nearest(vectors, i, k=5) for i in range(len(vectors))])  # (N, 5)
+full = v64[sample] @ v64.T  # (S, N) cosine similarities; S = N here (every film)
+full[np.arange(len(sample)), sample] = -np.inf
+ours = np.argsort(-full, axis=1, kind="stable")[:, :5]  # (S, 5)
+package = np.stack([nearest(vectors, i, k=5) for i in sample])  # (S, 5)
 assert np.array_equal(ours, package)
-print(f"from-scratch neighbours equal cobra.text.nearest for all {len(vectors)} films")
+print(f"from-scratch neighbours equal cobra.text.nearest for all {len(sample)} films")
 
 # %% [markdown]
 # ## Summary

@@ -36,8 +36,8 @@ import pandas as pd
 import torch
 from tqdm import TqdmWarning
 
-from cobra.book import glue, setup
-from cobra.movielens import load_movielens
+from cobra.book import compute_device, glue, setup
+from cobra.datasets import load_dataset
 from cobra.sid import (
     METHODS,
     SIDConfig,
@@ -49,6 +49,7 @@ from cobra.sid import (
     size_bounds,
 )
 from cobra.text import display_title, embed_items
+from cobra.titles import film_rows
 
 # umap imports tqdm.auto, which inside a notebook warns that ipywidgets is missing; we draw no progress bars.
 warnings.filterwarnings("ignore", message="IProgress not found", category=TqdmWarning)
@@ -65,8 +66,9 @@ print(f"profile {profile.name}: {profile.dataset}, encoder {profile.encoder}, L 
 # vectors already have unit norm, so this changes nothing here.
 
 # %%
-ml = load_movielens(profile.dataset)
+ml = load_dataset(profile.dataset)
 titles = [display_title(t, y) for t, y in zip(ml.items["title"], ml.items["year"], strict=True)]
+popularity = np.bincount(ml.interactions["item"], minlength=ml.num_items + 1)[1:]  # (N,) ratings per film
 vectors = embed_items(profile.dataset, profile.encoder, progress=False).vectors  # (N, D) float32
 x = torch.nn.functional.normalize(torch.from_numpy(vectors), dim=1)  # (N, D)
 N, D = x.shape
@@ -164,8 +166,9 @@ plt.show()
 # %%
 genres = ml.items["genres"].to_numpy()
 rows = []
-for film in ["Star Wars", "Toy Story", "Pulp Fiction", "Scream", "Fargo"]:
-    j = int(c1[titles.index(film)])
+# film_rows finds the films by title (on another dataset, popular films stand in for them)
+for i in film_rows(titles, ["Star Wars", "Toy Story", "Pulp Fiction", "Scream", "Fargo"], popularity):
+    film, j = titles[i], int(c1[i])
     members = np.flatnonzero(c1.numpy() == j)
     share = pd.Series([g for i in members for g in genres[i].split("|")]).value_counts() / len(members)
     rows.append({"film": film, "c1": j, "films": len(members),
@@ -354,7 +357,8 @@ plt.show()
 # registry:
 
 # %%
-sids = {m: fit_semantic_ids(vectors, SIDConfig(levels=L, codes=K, method=m, seed=0)) for m in METHODS}
+device = compute_device(profile)  # cpu here; the 4090d profile fits on its GPU
+sids = {m: fit_semantic_ids(vectors, SIDConfig(levels=L, codes=K, method=m, seed=0), device=device) for m in METHODS}
 sh_sizes = np.stack([np.bincount(sids["seed-heuristic"].codes[:, lv], minlength=K) for lv in range(L)])  # (L, K)
 glue("seed_heuristic_min", sh_sizes.min())
 pd.DataFrame([{"method": m, **{f"level {lv + 1} sizes": f"{np.bincount(s.codes[:, lv], minlength=K).min()}"
@@ -421,16 +425,16 @@ pd.concat([show_group(g) for g in largest[1:]], ignore_index=True)
 films = ["Star Wars", "The Empire Strikes Back", "Return of the Jedi", "Aliens", "The Terminator",
          "Terminator 2: Judgment Day", "Toy Story", "Aladdin", "The Lion King", "Beauty and the Beast",
          "The Godfather", "The Godfather: Part II", "Pulp Fiction", "Scream", "Scream 2"]
-rows = [titles.index(f) for f in films]
+rows = film_rows(titles, films, popularity)
 columns = [f"c{lv + 1}" for lv in range(L)] + ["u"]
-sid_of = dict(zip(films, balanced.codes[rows], strict=True))
+sid_of = dict(zip(films, balanced.codes[rows], strict=True))  # by the name asked for
 glue("star_wars_c1", sid_of["Star Wars"][0])
 glue("star_wars_c2", sid_of["Star Wars"][1])
 glue("terminator_c1", sid_of["The Terminator"][0])
 glue("toy_story_c1", sid_of["Toy Story"][0])
 glue("aladdin_c2", sid_of["Aladdin"][1])
 glue("godfather_c1", sid_of["The Godfather"][0])
-pd.DataFrame(balanced.codes[rows], index=films, columns=columns).assign(genres=genres[rows])
+pd.DataFrame(balanced.codes[rows], index=[titles[i] for i in rows], columns=columns).assign(genres=genres[rows])
 
 # %% [markdown]
 # Films that are alike share a prefix. The Star Wars trilogy and Aliens share
@@ -448,7 +452,7 @@ pd.DataFrame(balanced.codes[rows], index=films, columns=columns).assign(genres=g
 # starts with Star Wars' first code, and those that share its first two codes:
 
 # %%
-sw = titles.index("Star Wars")
+sw = rows[0]  # Star Wars
 for depth in (1, 2):
     same = np.flatnonzero((balanced.codes[:, :depth] == balanced.codes[sw, :depth]).all(1))
     same = same[same != sw]

@@ -44,11 +44,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import TqdmWarning
 
-from cobra.book import glue, load_result, setup
+from cobra.book import glue, load_result, setup, subsample
 from cobra.data import load_split
+from cobra.datasets import load_dataset
 from cobra.embeddings import FUSIONS, PrefixNEmbedding, build_item_embedding, tuple_hash
 from cobra.inputs import semantic_ids, sid_config_of
-from cobra.movielens import load_movielens
 from cobra.presets import get_preset
 from cobra.runs import load_run
 from cobra.text import display_title
@@ -58,7 +58,7 @@ from cobra.train import fit
 # no progress bars are drawn here (progress=False), so the warning says nothing.
 warnings.filterwarnings("ignore", message="IProgress not found", category=TqdmWarning)
 profile = setup()
-preset = get_preset("hstu-sid-cpu")
+preset = get_preset(f"hstu-sid-{profile.name}")
 print(f"profile {profile.name}: {preset.dataset}, encoder {preset.encoder}, "
       f"L = {preset.sid_levels} levels x K = {preset.sid_codes} codes")
 
@@ -71,7 +71,7 @@ print(f"profile {profile.name}: {preset.dataset}, encoder {preset.encoder}, "
 # `cobra.inputs.semantic_ids` fits them once and caches them.
 
 # %%
-ml = load_movielens(preset.dataset)
+ml = load_dataset(preset.dataset)
 titles = [display_title(t, y) for t, y in zip(ml.items["title"], ml.items["year"], strict=True)]
 codes = semantic_ids(preset.dataset, preset.encoder, sid_config_of(preset))  # (N, L + 1) int64, row i - 1 = item i
 N, depth = codes.shape
@@ -229,7 +229,7 @@ fig, ax = plt.subplots()
 ax.plot(sizes, 100 * np.array(measured), "o-", label="measured (.collisions())")
 ax.plot(sizes, 100 * np.array(expected), "--", color="C3", label="random hashing, $1-(1-1/S)^{m-1}$")
 ax.axvline(S, color="0.5", lw=0.8)
-ax.text(S * 1.08, 80, "hstu-sid-cpu", fontsize=8, color="0.4")
+ax.text(S * 1.08, 80, preset.preset, fontsize=8, color="0.4")
 ax.set_xscale("log", base=2)
 ax.set(xlabel="table size S (rows, log scale)", ylabel="prefixes sharing their row (%)",
        title=f"Hash collisions of the {num_keys} prefixes")
@@ -257,7 +257,8 @@ plt.show()
 level1_rows = set(film_rows[1:, 0].tolist())
 intruders = sorted({tuple(codes[i, :length].tolist()) for length in range(2, depth + 1) for i in range(N)
                     if int(film_rows[i + 1, length - 1]) in level1_rows})
-intruder_c1, n_run = Counter(key[0] for key in intruders if len(key) == 2).most_common(1)[0]
+runs = Counter(key[0] for key in intruders if len(key) == 2)  # level-2 intruders by first code
+intruder_c1, n_run = runs.most_common(1)[0] if runs else (-1, 0)  # (-1, 0): none, on other data
 glue("n_intruders", len(intruders))
 glue("n_intruders_run", n_run)
 glue("intruder_c1", intruder_c1)
@@ -297,14 +298,15 @@ print(f"sum of the {depth} prefix rows == PrefixNEmbedding(item {star_wars}) (to
 # cosine $\approx 0$:
 
 # %%
-vectors = F.normalize(emb.all_items()[1:].detach(), dim=1)  # (N, D)
-cos = vectors @ vectors.T  # (N, N)
-shared = np.zeros((N, N), dtype=np.int64)
-prefix_equal = np.ones((N, N), dtype=bool)
+rows = subsample(N)  # all films here; 5,000 random ones on larger catalogues (N x N memory)
+vectors = F.normalize(emb.all_items()[1:].detach(), dim=1)[rows]  # (S, D), S = N here
+cos = vectors @ vectors.T  # (S, S)
+shared = np.zeros((len(rows), len(rows)), dtype=np.int64)
+prefix_equal = np.ones((len(rows), len(rows)), dtype=bool)
 for length in range(depth):
-    prefix_equal &= codes[:, length][:, None] == codes[:, length][None, :]
+    prefix_equal &= codes[rows, length][:, None] == codes[rows, length][None, :]
     shared += prefix_equal
-off_diagonal = ~np.eye(N, dtype=bool)
+off_diagonal = ~np.eye(len(rows), dtype=bool)
 init_table = pd.DataFrame([{"shared prefix rows": s, "pairs": int(((shared == s) & off_diagonal).sum() // 2),
                             "mean cosine at init": round(float(cos[torch.from_numpy((shared == s) & off_diagonal)]
                                                                    .mean()), 2)}
@@ -380,8 +382,9 @@ params
 # %%
 # nbval-rtol: 0.01 -- float32 training: other CPUs round differently (~0.1%)
 EPOCHS = 6
-variants = {"ID only": ("hstu-cpu", {}), "PrefixN only": ("hstu-sid-cpu", {"model.fusion": None})}
-variants |= {f"ID + PrefixN, {name}": ("hstu-sid-cpu", {"model.fusion": name}) for name in FUSIONS}
+ids, sids = f"hstu-{profile.name}", f"hstu-sid-{profile.name}"  # hstu-cpu, hstu-sid-cpu on the cpu profile
+variants = {"ID only": (ids, {}), "PrefixN only": (sids, {"model.fusion": None})}
+variants |= {f"ID + PrefixN, {name}": (sids, {"model.fusion": name}) for name in FUSIONS}
 split = load_split(preset.dataset)
 results, semantic_weight = [], {}
 with tempfile.TemporaryDirectory() as tmp:

@@ -31,7 +31,6 @@
 # `cobra.runs` (the run directory, `load_run`).
 
 # %%
-import json
 import tempfile
 import warnings
 from pathlib import Path
@@ -43,13 +42,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import TqdmWarning
 
-from cobra.book import glue, load_result, setup
+from cobra.book import glue, load_result, setup, subsample
 from cobra.data import TrainWindows, load_split
 from cobra.hstu import HSTUBlock, allowed_attention, next_timestamps, time_bucket, valid_mask
 from cobra.metrics import BASELINES, evaluate_baseline
-from cobra.models import SequentialRecommender
 from cobra.presets import get_preset, preset_table
-from cobra.runs import load_run
+from cobra.runs import build_model, load_run, validation_curve
 from cobra.train import fit
 
 # tqdm.auto, imported by the training loop, warns inside a notebook that ipywidgets is missing;
@@ -232,7 +230,7 @@ print(f"bucket 128 (the clamp) starts at Δt = e^(128 x 0.301) = {np.exp(128 * 0
 
 # %%
 split = load_split(profile.dataset)
-windows = TrainWindows(split, get_preset("hstu-cpu").model.max_seq_len)
+windows = TrainWindows(split, get_preset(f"hstu-{profile.name}").model.max_seq_len)
 w = windows.__getitems__([1])  # user 2: ids, timestamps (1, T)
 n = int(w.lengths[0])
 qt = next_timestamps(w.timestamps, w.lengths)  # (1, T)
@@ -303,12 +301,13 @@ pd.DataFrame(preset_table()).set_index("preset").loc[["hstu-cpu", "sasrec-cpu", 
 # %%
 # nbval-rtol: 0.01 -- float32 training: other CPUs round differently (~0.1%)
 EPOCHS = 10
+hstu_preset = f"hstu-{profile.name}"  # hstu-cpu on the cpu profile
 variants = {
-    "HSTU": ("hstu-cpu", {}),
-    "SASRec": ("sasrec-cpu", {}),
-    "HSTU, no time bias": ("hstu-cpu", {"model.use_time_bias": False}),
-    "HSTU, no relative bias": ("hstu-cpu", {"model.use_time_bias": False, "model.use_position_bias": False}),
-    "HSTU, n = length": ("hstu-cpu", {"model.attn_norm": "length"}),
+    "HSTU": (hstu_preset, {}),
+    "SASRec": (f"sasrec-{profile.name}", {}),
+    "HSTU, no time bias": (hstu_preset, {"model.use_time_bias": False}),
+    "HSTU, no relative bias": (hstu_preset, {"model.use_time_bias": False, "model.use_position_bias": False}),
+    "HSTU, n = length": (hstu_preset, {"model.attn_norm": "length"}),
 }
 results, curves = {}, {}
 with tempfile.TemporaryDirectory() as tmp:
@@ -317,8 +316,7 @@ with tempfile.TemporaryDirectory() as tmp:
         config = get_preset(name, {"train.epochs": EPOCHS, "train.num_threads": 1, **overrides})
         run_dir = Path(tmp) / f"run{len(results)}"
         results[label] = fit(config, run_dir, progress=False, split=split)
-        log = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-        curves[label] = pd.DataFrame(log).set_index("epoch")[["loss", "valid_ndcg@10"]]
+        curves[label] = pd.DataFrame(validation_curve(run_dir)).set_index("epoch")[["loss", "valid_ndcg@10"]]
         if label == "HSTU":
             hstu, _, _ = load_run(run_dir)  # the best checkpoint, in eval mode
 print("trained:", ", ".join(f"{k} ({r['epochs']} epochs)" for k, r in results.items()))
@@ -376,7 +374,8 @@ for ax in axes:
 fig.tight_layout()
 plt.show()
 hstu_below = (curves["HSTU"]["loss"] < curves["SASRec"]["loss"])[::-1].cummin()[::-1]  # below from here on
-loss_below_from = glue("loss_below_from", int(hstu_below[hstu_below].index.min()))
+below = hstu_below[hstu_below].index  # epochs from which HSTU's loss stays below SASRec's (-1: never, other data)
+loss_below_from = glue("loss_below_from", int(below.min()) if len(below) else -1)
 
 # %% [markdown]
 # ## What HSTU learned: the position and time bias
@@ -391,7 +390,8 @@ loss_below_from = glue("loss_below_from", int(hstu_below[hstu_below].index.min()
 
 # %%
 # nbval-rtol: 0.01 -- float32 training: other CPUs round differently (~0.1%)
-all_w = windows.__getitems__(list(range(len(windows))))  # every training window at once
+# every training window at once (5,000 random ones on larger datasets: W x T x T pairs must fit in memory)
+all_w = windows.__getitems__(subsample(len(windows)).tolist())
 T_win = all_w.ids.shape[1]
 qt_all = next_timestamps(all_w.timestamps, all_w.lengths)  # (W, T)
 pairs = allowed_attention(all_w.lengths, T_win) & valid_mask(all_w.lengths, T_win)[:, :, None]  # (W, T, T)
@@ -454,7 +454,7 @@ plt.show()
 # %%
 # nbval-rtol: 0.01 -- float32 training: other CPUs round differently (~0.1%)
 with torch.no_grad():
-    sample = windows.__getitems__(list(range(256)))
+    sample = windows.__getitems__(list(range(min(256, len(windows)))))
     blk = hstu.backbone.blocks[0]
     h = hstu.item_embedding(sample.ids) * np.sqrt(hstu.config.dim) + hstu.backbone.pos_emb.weight[:T_win]
     u, v, q, k = torch.split(F.silu(blk.uvqk(F.layer_norm(h, (hstu.config.dim,), eps=blk.eps))), blk.widths, -1)
@@ -537,11 +537,12 @@ full_gap = glue("full_gap", full["sasrec"]["ndcg@10_mean"] - full["hstu"]["ndcg@
 
 # %%
 sizes = {}
-for name in ("hstu-cpu", "sasrec-cpu"):
-    model = SequentialRecommender(get_preset(name).model.replace(num_items=split.num_items))
+hstu_preset, sasrec_preset = f"hstu-{profile.name}", f"sasrec-{profile.name}"
+for name in (hstu_preset, sasrec_preset):
+    model = build_model(get_preset(name), num_items=split.num_items)
     sizes[name] = {"backbone parameters": sum(p.numel() for p in model.backbone.parameters()),
                    "item table parameters": sum(p.numel() for p in model.item_embedding.parameters())}
-glue("backbone_ratio", sizes["sasrec-cpu"]["backbone parameters"] / sizes["hstu-cpu"]["backbone parameters"])
+glue("backbone_ratio", sizes[sasrec_preset]["backbone parameters"] / sizes[hstu_preset]["backbone parameters"])
 pd.DataFrame(sizes).T
 
 # %% [markdown]

@@ -45,25 +45,25 @@ import torch.nn.functional as F
 from tqdm import TqdmWarning
 
 from cobra.book import glue, load_result, setup
-from cobra.cobra_model import CobraRecommender
 from cobra.data import TrainWindows, load_split
 from cobra.inputs import semantic_ids, sid_config_of
 from cobra.interleave import interleave_targets
 from cobra.losses import VidCache, code_ce_loss, info_nce_loss, sampled_softmax_loss
 from cobra.presets import get_preset
+from cobra.runs import build_model
 from cobra.text import embed_items
 from cobra.train import epoch_batches, epoch_order
 
 # fit imports tqdm.auto, which inside a notebook warns that ipywidgets is missing; we draw no progress bars.
 warnings.filterwarnings("ignore", message="IProgress not found", category=TqdmWarning)
 profile = setup()
-preset = get_preset("cobra-cpu")
+preset = get_preset(f"cobra-{profile.name}")
 split = load_split(profile.dataset)
 codes = semantic_ids(preset.dataset, preset.encoder, sid_config_of(preset))  # (N, L + 1) int64, cached
 text = embed_items(profile.dataset, profile.encoder, progress=False).vectors  # (N, 384) float32
-config = preset.model.replace(num_items=split.num_items)
-model = CobraRecommender(config, codes, text).eval()  # eval(): no dropout, so the numbers below repeat
-print(f"{split.num_items} items; cobra-cpu: D = {config.dim}, temperature {config.temperature}, "
+model = build_model(preset, codes, text, num_items=split.num_items).eval()  # eval(): no dropout, numbers repeat
+config = model.config
+print(f"{split.num_items} items; {preset.preset}: D = {config.dim}, temperature {config.temperature}, "
       f"{config.num_negatives} SID negatives, VID negatives '{config.vid_negatives}', lambda_vid {config.lambda_vid}")
 n_items = glue("n_items", split.num_items)
 

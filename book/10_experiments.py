@@ -30,8 +30,8 @@
 # minutes on two CPU cores, more than a chapter may, so they were run once with
 # the command printed below and the chapter reads the file it wrote
 # (`book/results/bench_quality.json`). The code lives in `cobra.bench.quality`
-# (`bench_quality`, `decode_ablation`, `validation_curve`) and the presets in
-# `cobra.presets`.
+# (`bench_quality`, `decode_ablation`), `cobra.runs.validation_curve` and the
+# presets in `cobra.presets`.
 
 # %%
 import matplotlib.pyplot as plt

@@ -74,14 +74,35 @@ def glue(name: str, value: object) -> object:
     Returns:
         ``value`` unchanged, so ``x = glue("x", compute())`` reads naturally.
     """
-    from IPython.display import display
-
     shown = value.item() if isinstance(value, np.generic) else value
     if not isinstance(shown, (int, float, str)):
         raise TypeError(f"glue({name!r}, ...) takes a number or a string, not {type(value).__name__}")
+    try:
+        from IPython.display import display
+    except ImportError:  # a chapter run as a plain script (python book/NN_slug.py): nothing to record into
+        return value
     display({GLUE_PREFIX + "text/plain": repr(shown)}, raw=True,
             metadata={"scrapbook": {"name": name, "mime_prefix": GLUE_PREFIX}})
     return value
+
+
+def compute_device(profile: Profile) -> str:
+    """``"cuda"`` where the profile asks for a GPU and torch sees one, else ``"cpu"``: where a chapter runs its
+    heavy fits (semantic IDs on the ``4090d`` profile's 27k x 1024 vectors)."""
+    import torch
+
+    return "cuda" if profile.device == "cuda" and torch.cuda.is_available() else "cpu"
+
+
+PAIR_LIMIT = 5_000  # rows beyond which a chapter's N x N matrix is taken over a sample (27k^2 floats: 2.9 GB)
+
+
+def subsample(n: int, limit: int = PAIR_LIMIT, seed: int = 0) -> np.ndarray:
+    """Rows for a chapter's N x N computation: all ``n`` (``arange``) up to ``limit``, else ``limit`` random
+    rows in ascending order, so the ``4090d`` profile's 27k items do not need an N x N matrix in memory."""
+    if n <= limit:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
 
 
 def load_result(name: str, book_dir: Path = BOOK_DIR) -> dict:

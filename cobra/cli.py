@@ -247,9 +247,30 @@ def _bench_batch_args(p: argparse.ArgumentParser) -> list[argparse.Action]:
     ]
 
 
+def _bench_chapters_args(p: argparse.ArgumentParser) -> list[argparse.Action]:
+    return [
+        p.add_argument("--chapters", help="comma-separated chapter numbers (default all), e.g. 01,05"),
+        p.add_argument("--timeout", type=float, help="seconds per chapter (default none)"),
+        p.add_argument("--jobs", type=int, help="chapters run at once (default 1)"),
+        p.add_argument("--out", help="also write the JSON result to this file"),
+    ]
+
+
+def _bench_scale_args(p: argparse.ArgumentParser) -> list[argparse.Action]:
+    return [
+        p.add_argument("--models", help="comma-separated models (default hstu,sasrec,hstu-sid,tiger,cobra)"),
+        p.add_argument("--steps", type=int, help="measured training steps per preset (default 20)"),
+        p.add_argument("--eval-budget", type=float, help="seconds: a full evaluation estimated to take longer is "
+                       "extrapolated from 2,000 users instead of run (default: always run it)"),
+        p.add_argument("--out", help="also write the JSON result to this file"),
+    ]
+
+
 BENCH_FLAGS: dict[str, Callable[[argparse.ArgumentParser], list[argparse.Action]]] = {
     "quality": _bench_quality_args,
     "batch": _bench_batch_args,
+    "scale": _bench_scale_args,
+    "chapters": _bench_chapters_args,
 }  # benchmarks not listed take no flags besides --profile and --json
 
 

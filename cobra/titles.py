@@ -1,6 +1,7 @@
 """Readable MovieLens titles: ``"Usual Suspects, The (1995)"`` -> ``"The Usual Suspects"``.
 
-Explained in chapter 02 (book/02_item_embeddings.py).
+Explained in chapter 02 (book/02_item_embeddings.py). :func:`film_rows` finds the chapters' example films
+by title, and stands in popular items where a dataset lacks them.
 
 :func:`display_title` is shared by :mod:`cobra.text` (item texts, and re-exported
 there as ``cobra.text.display_title``) and :mod:`cobra.tmdb` (search queries). It
@@ -10,8 +11,10 @@ lives on its own so that neither of those two modules imports the other at impor
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 _ARTICLES = ("The", "A", "An", "Les", "La", "Le", "L'", "Il", "Das", "Der", "Die", "El")
@@ -47,4 +50,20 @@ def display_title(title: str, year: Any = None) -> str:
     return title
 
 
-__all__ = ["display_title"]
+def film_rows(titles: Sequence[str], wanted: Sequence[str], popularity: Sequence[float] | np.ndarray) -> list[int]:
+    """0-based rows of the ``wanted`` titles in ``titles``, for a chapter's worked examples.
+
+    A title the dataset lacks (another MovieLens variant, your own data, the synthetic stand-in) is replaced
+    by the most popular item not chosen yet, so the examples run on any dataset.
+
+    Args:
+        titles: (N,) display titles, row ``i`` = item ``i + 1``. wanted: titles to look up, in order.
+        popularity: (N,) how often each item was rated; ties go to the lower row.
+    """
+    index = {t: i for i, t in reversed(list(enumerate(titles)))}  # the first row of a repeated title
+    rows = [index.get(t, -1) for t in wanted]
+    spare = (i for i in np.argsort(-np.asarray(popularity, dtype=np.float64), kind="stable") if i not in rows)
+    return [row if row >= 0 else int(next(spare)) for row in rows]
+
+
+__all__ = ["display_title", "film_rows"]

@@ -132,7 +132,7 @@ def test_every_benchmark_is_a_module_with_run():
 
     from cobra.bench import BENCHMARKS
 
-    assert sorted(BENCHMARKS) == ["batch", "data", "quality", "sid", "speed"]
+    assert sorted(BENCHMARKS) == ["batch", "chapters", "data", "quality", "scale", "sid", "speed"]
     for name, bench in BENCHMARKS.items():
         module = importlib.import_module(bench.module)
         assert callable(module.run) and f"python -m cobra bench {name}" in module.__doc__

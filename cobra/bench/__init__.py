@@ -12,6 +12,11 @@ machine hurts every contender alike.
   (:mod:`cobra.bench.quality`, chapter 10) -- HR@10 / NDCG@10 over seeds for a list of presets.
 * ``bench batch [--batch-sizes 16,64,256] [--negatives in-batch,catalogue] [--seeds 3] [--device D]
   [--jobs N] [--out FILE]`` (:mod:`cobra.bench.batch`, chapter 08) -- COBRA per (VID negatives, batch size).
+* ``bench scale [--models hstu,cobra] [--steps N] [--out FILE]`` (:mod:`cobra.bench.scale`) -- each preset of
+  the profile measured on its dataset: inputs, seconds per training step and per epoch, one full evaluation,
+  peak GPU memory.
+* ``bench chapters [--chapters 01,05] [--timeout S] [--out FILE]`` (:mod:`cobra.bench.chapters`) -- every
+  chapter run top to bottom at the current profile, with its wall time and peak GPU memory.
 
 Every one also takes ``--profile`` and ``--json``. :data:`BENCHMARKS` registers them; each module's
 ``run(*, profile, progress, **options)`` is the command, with the benchmark's flags (declared in
@@ -49,4 +54,8 @@ BENCHMARKS: dict[str, Benchmark] = {
                          "baseline", "cobra.bench.quality"),
     "batch": Benchmark("COBRA's test NDCG@10 per (VID negatives, batch size), trained to convergence on one step "
                        "clock", "cobra.bench.batch"),
+    "scale": Benchmark("each preset of the profile on its dataset: input, epoch and full-evaluation time and peak "
+                       "GPU memory", "cobra.bench.scale"),
+    "chapters": Benchmark("every chapter top to bottom at the current profile: wall time and peak GPU memory",
+                          "cobra.bench.chapters"),
 }

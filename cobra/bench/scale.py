@@ -1,0 +1,240 @@
+"""A full-scale dry run of every preset of a profile: ``python -m cobra bench scale [--steps N] [--out FILE]``.
+
+Explained in the README ("Full scale"); the measured table is ``book/results/scale_4090d_<card>.json``.
+
+For each preset of the profile (``hstu``, ``sasrec``, ``hstu-sid``, ``tiger`` and ``cobra`` at ``-4090d`` or
+``-cpu``) on the profile's dataset (``COBRA_DATASET=ml-20m-synthetic`` where MovieLens-20M cannot be fetched),
+:func:`dry_run` measures what a reader's card must hold and how long the work takes:
+
+* the inputs: loading the split, the semantic IDs and the text vectors the preset needs (seconds);
+* training: ``steps`` optimiser steps on the epoch's real batches in the epoch's order, after ``warmup``
+  steps, with the preset's batch size and autocast; seconds per step, tokens per second and peak memory;
+  the epoch's time is those seconds per step times the epoch's step count (``epoch_seconds``, an
+  extrapolation from the measured steps, marked as such);
+* evaluation: one full evaluation of every user on the validation split, scored against the whole catalogue
+  with the preset's decoder (measured seconds and peak memory).
+
+Peak memory is ``torch.cuda.max_memory_allocated`` on CUDA, reset before training and before evaluation.
+On CPU there is no such counter, so the memory fields are absent there and the result says so.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import Any
+
+import torch
+
+from cobra.bench.common import check_out_file, write_result
+from cobra.config import get_profile
+from cobra.data import TrainWindows, load_split
+from cobra.datasets import is_synthetic
+from cobra.inputs import item_text_vectors, semantic_ids, sid_config_of
+from cobra.presets import get_preset
+from cobra.runs import build_model, with_num_items
+from cobra.train import TrainModule, epoch_batches, epoch_order, evaluate, make_optimizer, resolve_device, train_step
+
+MODELS = ("hstu", "sasrec", "hstu-sid", "tiger", "cobra")
+
+
+def _peak_gb(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    torch.cuda.synchronize(device)
+    return round(torch.cuda.max_memory_allocated(device) / 2**30, 3)
+
+
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _batches(windows: TrainWindows, batch_size: int, seed: int):
+    """The epoch's batches in the epoch's order, then the next epoch's, for as long as asked."""
+    epoch = 0
+    while True:
+        yield from epoch_batches(windows, batch_size, epoch_order(len(windows), seed, epoch))
+        epoch += 1
+
+
+def _evaluate(model: Any, split: Any, config: Any, device: torch.device) -> tuple[float, dict[str, float]]:
+    _reset_peak(device)
+    start = time.perf_counter()
+    metrics = evaluate(model, split, "valid", batch_size=config.train.eval_batch_size, amp=config.train.amp,
+                       device=device)
+    return time.perf_counter() - start, metrics
+
+
+def dry_run(name: str, split: Any, *, steps: int = 20, warmup: int = 3, eval_budget: float | None = None,
+            eval_sample: int = 2_000, progress: bool = True) -> dict[str, Any]:
+    """Measure preset ``name`` on ``split`` (see the module docstring).
+
+    The evaluation first scores a random ``eval_sample`` users (peak memory depends on the batch, not on
+    the number of users) and extrapolates their time to every user; it then scores every user unless that
+    estimate exceeds ``eval_budget`` seconds, in which case ``eval_seconds`` is the estimate and
+    ``eval_method`` says so.
+
+    Returns:
+        dict with preset, kind, batch_size, T, num_items, input_seconds, steps, seconds_per_step,
+        tokens_per_second, steps_per_epoch, epoch_seconds (extrapolated), train_peak_gb, eval_seconds,
+        eval_method, eval_users, eval_peak_gb, ndcg@10 (after only ``warmup + steps`` steps: a check that
+        scoring works, not a result); the ``*_peak_gb`` are None on CPU.
+    """
+    config = with_num_items(get_preset(name), split.num_items)
+    tc = config.train
+    device = resolve_device(tc.device)
+    t0 = time.perf_counter()
+    codes = semantic_ids(config.dataset, config.encoder, sid_config_of(config)) if config.uses_sids else None
+    text = item_text_vectors(config.dataset, config.encoder) if config.uses_text else None
+    input_seconds = time.perf_counter() - t0
+    torch.manual_seed(tc.seed)
+    model = build_model(config, codes, text).to(device)
+    trainer = TrainModule(model)
+    optimizer = make_optimizer(model, tc.lr, tc.betas, tc.weight_decay)
+    windows = TrainWindows(split, config.model.max_seq_len)
+    steps_per_epoch = math.ceil(len(windows) / tc.batch_size)
+    batches = _batches(windows, tc.batch_size, tc.seed)
+    _reset_peak(device)
+    tokens, seconds = 0, 0.0
+    for i in range(warmup + steps):
+        batch = next(batches)
+        start = time.perf_counter()
+        train_step(model, batch, optimizer, trainer, amp=tc.amp, grad_clip=tc.grad_clip, device=device)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i >= warmup:
+            seconds += time.perf_counter() - start
+            tokens += int(batch.lengths.sum())
+    measured = max(steps, 1)
+    row: dict[str, Any] = {
+        "preset": name, "kind": config.kind, "dataset": config.dataset, "batch_size": tc.batch_size,
+        "T": config.model.max_seq_len, "num_items": split.num_items, "amp": tc.amp if device.type == "cuda" else "none",
+        "input_seconds": round(input_seconds, 2), "steps": measured,
+        "seconds_per_step": round(seconds / measured, 4), "tokens_per_second": round(tokens / max(seconds, 1e-9)),
+        "steps_per_epoch": steps_per_epoch, "epoch_seconds": round(seconds / measured * steps_per_epoch, 1),
+        "epoch_seconds_method": f"seconds per step over {measured} steps x steps per epoch",
+        "train_peak_gb": _peak_gb(device),
+    }
+    if progress:
+        print(f"{name:<16} train {row['seconds_per_step']:.4f} s/step, epoch ~{row['epoch_seconds']:.0f} s, "
+              f"peak {row['train_peak_gb']} GB", file=sys.stderr, flush=True)
+    del optimizer, trainer
+    total = int(split.evaluated.sum())
+    _evaluate(model, split.sample_users(min(256, eval_sample), seed=1), config, device)  # warm-up: first-call costs
+    sample_seconds, metrics = _evaluate(model, split.sample_users(eval_sample), config, device)
+    peak = _peak_gb(device)
+    estimate = sample_seconds * total / max(int(metrics["users"]), 1)
+    if eval_budget is None or estimate <= eval_budget or metrics["users"] == total:
+        if metrics["users"] < total:
+            seconds, metrics = _evaluate(model, split, config, device)
+            peak = max(peak or 0.0, _peak_gb(device) or 0.0) if device.type == "cuda" else None
+        else:
+            seconds = sample_seconds
+        row.update(eval_seconds=round(seconds, 1), eval_method=f"measured over all {total:,} users")
+    else:
+        row.update(eval_seconds=round(estimate, 1),
+                   eval_method=f"extrapolated from {int(metrics['users']):,} of {total:,} users "
+                               f"({sample_seconds:.1f} s); the whole evaluation was over the --eval-budget")
+    row.update(eval_users=total, eval_peak_gb=peak, **{"ndcg@10": round(metrics["ndcg@10"], 4)})
+    if progress:
+        print(f"{name:<16} eval of {total:,} users {row['eval_seconds']:.1f} s ({row['eval_method']}), "
+              f"peak {row['eval_peak_gb']} GB", file=sys.stderr, flush=True)
+    del model
+    _reset_peak(device)
+    return row
+
+
+def run(*, profile: str | None = None, progress: bool = True, models: str | None = None, steps: int | None = None,
+        eval_budget: float | None = None, out: str | None = None) -> dict[str, Any]:
+    """``python -m cobra bench scale``: :func:`dry_run` for each model's preset of the profile.
+
+    Args:
+        models: comma-separated model names (default all of :data:`MODELS`). steps: measured training steps
+            per preset (default 20). eval_budget: seconds above which one full evaluation is extrapolated
+            from a sample instead of run (default: always run it). out: also write the result there (JSON).
+    """
+    from cobra.config import ConfigError
+
+    check_out_file(out)
+    prof = get_profile(profile)
+    names = MODELS if models is None else tuple(m.strip() for m in models.split(",") if m.strip())
+    unknown = [m for m in names if m not in MODELS]
+    if unknown or not names:
+        raise ConfigError(f"--models: unknown {unknown or '(empty)'}; choose from {', '.join(MODELS)}")
+    start = time.perf_counter()
+    split = load_split(prof.dataset)
+    load_seconds = time.perf_counter() - start
+    result = {"profile": prof.name, "dataset": prof.dataset, "encoder": prof.encoder,
+              "synthetic": is_synthetic(prof.dataset), "users": int(split.num_users), "items": int(split.num_items),
+              "split_seconds": round(load_seconds, 1), "presets": [],
+              "memory": "torch.cuda.max_memory_allocated" if torch.cuda.is_available() else "not measured on CPU"}
+    for m in names:
+        result["presets"].append(dry_run(f"{m}-{prof.name}", split, steps=steps or 20, eval_budget=eval_budget,
+                                         progress=progress))
+        if out:  # after every preset, so a run cut short keeps what it measured
+            write_result(result, out)
+    return write_result(result, out)
+
+
+# ------------------------------------------------------------------------------------- chapter estimates
+def chapter_training() -> dict[str, tuple[tuple[str, int, int], ...]]:
+    """What each training chapter trains: ``(model, epochs, runs)`` per preset family, as the chapter's code says
+    (``EPOCHS`` and its variants; tests/test_full_scale.py keeps the two in step)."""
+    from cobra.embeddings import FUSIONS
+
+    return {"05_prefixn": (("hstu", 6, 1), ("hstu-sid", 6, 1 + len(FUSIONS))),
+            "06_hstu": (("hstu", 10, 4), ("sasrec", 10, 1)),
+            "09_decoding": (("cobra", 8, 1),)}
+
+
+def chapter_estimates(scale: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Full-scale seconds and peak GPU memory of the training chapters, estimated from a :func:`run` result.
+
+    Each run costs ``epochs x (epoch_seconds + eval_seconds)`` (a validation every epoch) plus one test
+    evaluation; the chapter's other cells are not counted. ``eval_seconds`` is one full evaluation with the
+    preset's own decoder (chapter 09 validates with the cheaper ``direct``, so its figure is an upper bound).
+    The peak memory is the largest training or evaluation peak of the presets the chapter trains.
+    """
+    by_model = {row["preset"].rsplit("-", 1)[0]: row for row in scale["presets"]}
+    out = {}
+    for chapter, runs in chapter_training().items():
+        rows = [(by_model[m], epochs, n) for m, epochs, n in runs]
+        seconds = sum(n * (epochs * (r["epoch_seconds"] + r["eval_seconds"]) + r["eval_seconds"])
+                      for r, epochs, n in rows)
+        peaks = [p for r, _, _ in rows for p in (r["train_peak_gb"], r["eval_peak_gb"]) if p is not None]
+        out[chapter] = {"seconds": round(seconds), "peak_gpu_gb": max(peaks) if peaks else None,
+                        "method": "estimate: runs x epochs x (epoch + validation) + test, from " + ", ".join(
+                            f"{n} x {epochs} epochs of {r['preset']}" for r, epochs, n in rows)}
+    return out
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
+
+
+def readme_rows(scale: dict[str, Any], chapters: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The README's full-scale tables as Markdown rows, from the ``bench scale`` and ``bench chapters`` results
+    (the tests check the README against them)."""
+    presets = []
+    for r in scale["presets"]:
+        measured = r["eval_method"].startswith("measured")
+        evaluation = ("" if measured else "≤ ") + _duration(r["eval_seconds"])
+        presets.append(f"| `{r['preset']}` | {r['batch_size']} | {r['seconds_per_step']:.4f} | "
+                       f"{_duration(r['epoch_seconds'])} | {evaluation} | {r['train_peak_gb']:.2f} GB | "
+                       f"{r['eval_peak_gb']:.2f} GB |")
+    rows = []
+    for r in chapters["chapters"]:
+        if r["ok"]:
+            gpu = f"{r['peak_gpu_gb']:.2f} GB" if "peak_gpu_gb" in r else "none (CPU only)"
+            rows.append(f"| {r['chapter']} | {_duration(r['seconds'])} | {gpu} | measured |")
+        elif r.get("timed_out"):
+            rows.append(f"| {r['chapter']} | over {_duration(r['seconds'])} | not measured | stopped at the limit |")
+        else:
+            rows.append(f"| {r['chapter']} | not measured | not measured | failed: see the result file |")
+    for chapter, e in chapter_estimates(scale).items():
+        rows.append(f"| {chapter} | about {_duration(e['seconds'])} | {e['peak_gpu_gb']:.2f} GB | estimated |")
+    return presets, sorted(rows)

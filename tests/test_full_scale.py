@@ -1,0 +1,78 @@
+"""Every chapter runs top to bottom under the ``4090d`` profile's code paths, on CPU, in CI.
+
+The ``4090d`` presets, sizes (D = 256, 4 blocks, T = 200, K = 128 codes, 1024-wide item vectors) and decoders run
+on ``ml-20m-synthetic-tiny`` (300 users shaped like MovieLens-20M's), with the GPU settings (device ``auto``,
+bf16 autocast) falling back to the CPU and every preset's training capped at one epoch
+(``COBRA_MAX_EPOCHS=1``). Outputs are not compared (nbval does that at the ``cpu`` profile); a chapter that
+raises at this profile fails here, with its traceback's last lines.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from cobra.bench.chapters import chapter_files, run_chapters
+
+FULL_SCALE_ON_CPU = {"COBRA_PROFILE": "4090d", "COBRA_DATASET": "ml-20m-synthetic-tiny", "COBRA_ENCODER": "provided",
+                     "COBRA_MAX_EPOCHS": "1", "TQDM_DISABLE": "1", "MPLBACKEND": "Agg"}
+CHAPTERS = chapter_files()
+LONGEST = ("09_decoding", "05_prefixn")  # about 10 and 3 minutes on one CI core; the rest take about 4 together
+
+
+@pytest.fixture(scope="module")
+def full_scale_runs() -> dict[str, dict]:
+    """Every chapter at the 4090d profile, two at a time (each trains on one thread; CI has two cores)."""
+    from cobra.datasets import load_dataset
+
+    load_dataset("ml-20m-synthetic-tiny")  # generated once here, not by two chapters at the same time
+    longest_first = sorted(CHAPTERS, key=lambda path: path.stem not in LONGEST)  # 09 beside all the others
+    return {record["chapter"]: record for record in run_chapters(longest_first, 1800, FULL_SCALE_ON_CPU, jobs=2)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda path: path.stem)
+def test_chapter_runs_at_4090d_profile(full_scale_runs, chapter):
+    record = full_scale_runs[chapter.stem]
+    assert not record.get("timed_out"), f"{chapter.name} ran past 30 minutes at the 4090d profile"
+    assert record["ok"], f"{chapter.name} fails at the 4090d profile:\n{record.get('error')}"
+
+
+def test_chapter_training_table_matches_the_chapters():
+    """The full-scale estimates count each training chapter's epochs as its code sets them."""
+    import re
+
+    from cobra.bench.scale import chapter_training
+
+    files = {path.stem: path for path in chapter_files()}
+    for chapter, runs in chapter_training().items():
+        epochs = {e for _, e, _ in runs}
+        found = re.findall(r"^EPOCHS = (\d+)$", files[chapter].read_text(), flags=re.M)
+        assert found and {int(e) for e in found} == epochs, f"{chapter}: EPOCHS {found}, table {epochs}"
+
+
+def test_chapter_estimates_from_a_scale_result():
+    from cobra.bench.scale import chapter_estimates, chapter_training
+
+    rows = [{"preset": f"{m}-4090d", "epoch_seconds": 10.0, "eval_seconds": 2.0, "train_peak_gb": 3.0,
+             "eval_peak_gb": 1.0} for m in ("hstu", "sasrec", "hstu-sid", "tiger", "cobra")]
+    est = chapter_estimates({"presets": rows})
+    assert set(est) == set(chapter_training())
+    assert est["09_decoding"]["seconds"] == 8 * (10 + 2) + 2  # one run: 8 epochs with validation, one test
+    assert est["06_hstu"]["seconds"] == 5 * (10 * 12 + 2) and est["06_hstu"]["peak_gpu_gb"] == 3.0
+
+
+def test_readme_full_scale_tables_match_the_committed_results():
+    """The README's full-scale tables quote book/results/scale_4090d_h200.json and chapters_4090d_h200.json."""
+    from pathlib import Path
+
+    from cobra.bench.scale import chapter_estimates, readme_rows
+    from cobra.book import load_result
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    scale, chapters = load_result("scale_4090d_h200"), load_result("chapters_4090d_h200")
+    presets, rows = readme_rows(scale, chapters)
+    for row in presets + rows:
+        assert row in readme.splitlines(), f"README lacks the row {row!r}"
+    assert chapters["estimates"] == chapter_estimates(scale)  # the file's estimates are the function's
+    peak = max(max(r["train_peak_gb"], r["eval_peak_gb"]) for r in scale["presets"])
+    assert f"The largest peak is {peak:.2f} GB" in readme and peak <= 24
