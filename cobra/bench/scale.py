@@ -12,7 +12,9 @@ For each preset of the profile (``hstu``, ``sasrec``, ``hstu-sid``, ``tiger`` an
   the epoch's time is those seconds per step times the epoch's step count (``epoch_seconds``, an
   extrapolation from the measured steps, marked as such);
 * evaluation: one full evaluation of every user on the validation split, scored against the whole catalogue
-  with the preset's decoder (measured seconds and peak memory).
+  with the preset's decoder (measured seconds and peak memory); with ``--eval-budget S``, an evaluation that
+  2,000 users (after a warm-up) say would take longer than ``S`` seconds is extrapolated instead, and marked
+  so in ``eval_method``.
 
 Peak memory is ``torch.cuda.max_memory_allocated`` on CUDA, reset before training and before evaluation.
 On CPU there is no such counter, so the memory fields are absent there and the result says so.
