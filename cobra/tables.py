@@ -113,31 +113,32 @@ def _ids(values: pd.Series, path: Path, column: str) -> tuple[np.ndarray, np.nda
 
 def _timestamps(values: pd.Series, path: Path, column: str) -> np.ndarray:
     """(R,) int64 seconds from integer seconds, whole floats or date-times; ``DataError`` naming a bad row."""
-    original = values
-    if not pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_datetime64_any_dtype(values.dtype):
+
+    def not_a_time(bad: np.ndarray) -> DataError:
+        row = _first_bad(bad)
+        return DataError(f"{path}: row {row} has {column} {values.iloc[row - 1]!r}: not a number of seconds or a "
+                         "date-time")
+
+    stamps = values if pd.api.types.is_datetime64_any_dtype(values.dtype) else None
+    if stamps is None:
         numeric = pd.to_numeric(values, errors="coerce")
-        if numeric.isna().all():  # text, not numbers: date-times ("2015-03-31 10:00:00" and the like)
-            with warnings.catch_warnings():
+        if not pd.api.types.is_numeric_dtype(values.dtype) and numeric.isna().all():
+            with warnings.catch_warnings():  # text, not numbers: date-times ("2015-03-31 10:00:00" and the like)
                 warnings.simplefilter("ignore", UserWarning)  # "could not infer format": parsed one by one
-                values = pd.to_datetime(values, errors="coerce", utc=True)
-    if pd.api.types.is_datetime64_any_dtype(values.dtype):
-        if isinstance(values.dtype, pd.DatetimeTZDtype):
-            values = values.dt.tz_convert("UTC").dt.tz_localize(None)
-        missing = values.isna().to_numpy()
+                stamps = pd.to_datetime(values, errors="coerce", utc=True)
+    if stamps is not None:
+        if isinstance(stamps.dtype, pd.DatetimeTZDtype):
+            stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+        missing = stamps.isna().to_numpy()
         if missing.any():
-            row = _first_bad(missing)
-            raise DataError(f"{path}: row {row} has {column} {original.iloc[row - 1]!r}: not a number of seconds or "
-                            "a date-time")
-        seconds = (values.astype("datetime64[ns]").astype(np.int64) // 10**9).to_numpy(np.int64)
+            raise not_a_time(missing)
+        seconds = (stamps.astype("datetime64[ns]").astype(np.int64) // 10**9).to_numpy(np.int64)
         if (seconds < 0).any():
             raise DataError(f"{path}: row {_first_bad(seconds < 0)} has a {column} before 1970")
         return seconds
-    numeric = pd.to_numeric(values, errors="coerce")
     bad = numeric.isna().to_numpy() | ~np.isfinite(numeric.to_numpy(np.float64, na_value=np.nan))
     if bad.any():
-        row = _first_bad(bad)
-        raise DataError(f"{path}: row {row} has {column} {values.iloc[row - 1]!r}: not a number of seconds or a "
-                        "date-time")
+        raise not_a_time(bad)
     v = numeric.to_numpy(np.float64)
     if (v < 0).any():
         row = _first_bad(v < 0)

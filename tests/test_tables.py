@@ -211,7 +211,6 @@ def test_non_numeric_timestamp_names_row_and_value(tmp_path):
         read_tables("mine", path)
 
 
-
 def test_bad_date_string_names_its_own_row(tmp_path):
     path = write(tmp_path / "log.csv", "user,item,timestamp\n1,1,2015-03-30\n1,2,2015-03-31\n1,3,soon\n")
     with pytest.raises(DataError, match=r"row 3 has timestamp 'soon'"):
@@ -224,7 +223,6 @@ def test_negative_timestamp(tmp_path):
         read_tables("mine", path)
 
 
-
 def test_timezone_aware_datetimes_in_parquet(tmp_path):
     path = tmp_path / "log.parquet"
     stamps = pd.to_datetime(["2015-03-31 12:00:00", "2015-03-31 11:00:00"]).tz_localize("Europe/Berlin")
@@ -235,7 +233,7 @@ def test_timezone_aware_datetimes_in_parquet(tmp_path):
 
 def test_fractional_item_id(tmp_path):
     path = write(tmp_path / "log.csv", "user,item,timestamp\n1,1,1\n1,2.5,2\n")
-    with pytest.raises(DataError, match=r"row 2 has item .*2\.5.*not a whole number"):
+    with pytest.raises(DataError, match=r"row 2 has item 2\.5, not a whole number"):  # printed plainly
         read_tables("mine", path)
 
 
@@ -248,19 +246,8 @@ def test_non_numeric_rating(tmp_path):
 def test_duplicate_item_in_item_table_names_row(tmp_path):
     inter = write(tmp_path / "log.csv", "user,item,timestamp\n1,1,1\n1,2,2\n")
     items = write(tmp_path / "items.csv", "item,title\n1,A\n2,B\n1,A again\n")
-    with pytest.raises(DataError, match=r"items\.csv: row 3 repeats item .*1"):
+    with pytest.raises(DataError, match=r"items\.csv: row 3 repeats item 1;"):  # the value printed plainly
         read_tables("mine", inter, items)
-
-
-
-def test_error_values_print_plainly(tmp_path):
-    inter = write(tmp_path / "log.csv", "user,item,timestamp\n1,1,1\n1,2,2\n")
-    items = write(tmp_path / "items.csv", "item,title\n1,A\n2,B\n1,A again\n")
-    with pytest.raises(DataError, match=r"row 3 repeats item 1;"):
-        read_tables("mine", inter, items)
-    frac = write(tmp_path / "frac.csv", "user,item,timestamp\n1,1,1\n1,2.5,2\n")
-    with pytest.raises(DataError, match=r"row 2 has item 2\.5, not a whole number"):
-        read_tables("mine", frac)
 
 
 def test_interaction_with_item_missing_from_item_table(tmp_path):

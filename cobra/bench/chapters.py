@@ -27,9 +27,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from cobra.book import BOOK_DIR
+from cobra.book import chapters as all_chapters
 from cobra.config import ConfigError, get_profile
 
-BOOK_DIR = Path(__file__).resolve().parents[2] / "book"
 RESULT_TAG = "COBRA-CHAPTER-RESULT "  # the child's last stdout line: this tag, then its JSON record
 
 _CHILD = """
@@ -52,7 +53,7 @@ print(TAG + json.dumps(record), flush=True)
 
 def chapter_files(chapters: list[str] | None = None, book_dir: Path = BOOK_DIR) -> list[Path]:
     """The chapter sources ``book/NN_*.py``, all or those whose number is in ``chapters`` (``["01", "5"]``)."""
-    files = sorted(book_dir.glob("[0-9][0-9]_*.py"))
+    files = all_chapters(book_dir)
     if chapters is None:
         return files
     wanted = {c.strip().zfill(2) for c in chapters if c.strip()}

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from cobra.bench.common import check_out_file, write_result
-from cobra.config import get_profile
+from cobra.config import ConfigError, get_profile
 from cobra.data import TrainWindows, load_split
 from cobra.datasets import is_synthetic
 from cobra.inputs import item_text_vectors, semantic_ids, sid_config_of
@@ -159,8 +159,6 @@ def run(*, profile: str | None = None, progress: bool = True, models: str | None
             per preset (default 20). eval_budget: seconds above which one full evaluation is extrapolated
             from a sample instead of run (default: always run it). out: also write the result there (JSON).
     """
-    from cobra.config import ConfigError
-
     check_out_file(out)
     prof = get_profile(profile)
     names = MODELS if models is None else tuple(m.strip() for m in models.split(",") if m.strip())
