@@ -52,7 +52,7 @@ from cobra.config import ConfigError, require_choice, require_positive
 from cobra.decode import DecodeConfig, resolve_decode
 from cobra.decode import decode as run_decoder
 from cobra.embeddings import SID_EMBEDDINGS, ItemIdEmbedding, SIDOptions
-from cobra.hstu import BackboneConfig, build_hstu, valid_mask
+from cobra.hstu import BackboneConfig, build_hstu, request_times, valid_mask
 from cobra.interleave import Interleaved, Interleaver, interleave_targets
 from cobra.losses import (
     ACCIDENTAL_HIT_LOGIT,
@@ -87,7 +87,8 @@ class CobraConfig(BackboneConfig):
         num_negatives: SID sampled-softmax negatives per position.
         vid_negatives: ``in-batch``, ``catalogue`` or ``cache``.
         cache_size: slots of the VID cache (``cache`` only).
-        sid_loss: ``sampled-softmax`` or ``code-ce`` (keys of ``SID_LOSSES``).
+        sid_loss: ``full-softmax`` (over the whole SID vocabulary), ``sampled-softmax`` or ``code-ce``
+            (keys of ``SID_LOSSES``).
         decode: default :class:`cobra.decode.DecodeConfig` of :meth:`CobraRecommender.score`.
         eval_chunk: rows per backbone call when scoring (bounds memory of large eval batches / beams).
     """
@@ -235,31 +236,34 @@ class CobraRecommender(nn.Module):
 
     # ------------------------------------------------------------------------------------------ the encoder
     def encode_tokens(self, sid: torch.Tensor, vid: torch.Tensor, timestamps: torch.Tensor,
-                      lengths: torch.Tensor, drop_last_vid: bool = False) -> tuple[torch.Tensor, Interleaved]:
+                      lengths: torch.Tensor, drop_last_vid: bool = False,
+                      query_time: torch.Tensor | None = None) -> tuple[torch.Tensor, Interleaved]:
         """Interleave per-item vectors and run the backbone.
 
         Args:
             sid: (B, T, D) SID token vectors. vid: (B, T, D) VID token vectors.
             timestamps: (B, T) int64. lengths: (B,) int64 items per row.
             drop_last_vid: the last item is an open SID (its VID slot is padding).
+            query_time: optional (B,) int64 query time of the last real token (the request time).
 
         Returns:
             hidden (B, 2T, D) float (zero on padding tokens) and the :class:`cobra.interleave.Interleaved` input.
         """
-        inter = self.interleaver(sid, vid, timestamps, lengths, drop_last_vid)
+        inter = self.interleaver(sid, vid, timestamps, lengths, drop_last_vid, query_time)
         hidden = self.backbone(inter.tokens, inter.timestamps, inter.lengths, inter.mask, inter.query_timestamps)
         return hidden, inter
 
     def encode_items(self, items: torch.Tensor, timestamps: torch.Tensor, lengths: torch.Tensor,
-                     drop_last_vid: bool = False) -> torch.Tensor:
-        """items (B, T) int64, timestamps (B, T), lengths (B,) -> hidden (B, 2T, D)."""
+                     drop_last_vid: bool = False, query_time: torch.Tensor | None = None) -> torch.Tensor:
+        """items (B, T) int64, timestamps (B, T), lengths (B,), query_time (B,) or None -> hidden (B, 2T, D)."""
         return self.encode_tokens(self.sid_tower(items), self.vid_tower(items), timestamps, lengths,
-                                  drop_last_vid)[0]
+                                  drop_last_vid, query_time)[0]
 
     @staticmethod
-    def _append(items: torch.Tensor, timestamps: torch.Tensor, lengths: torch.Tensor, new_items: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Append one item per row at position ``lengths`` with the last event's time (the "now" rule).
+    def _append(items: torch.Tensor, timestamps: torch.Tensor, lengths: torch.Tensor, new_items: torch.Tensor,
+                new_time: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Append one item per row at position ``lengths``, at time ``new_time`` (B,) (the request time; None:
+        the last event's time).
 
         Returns items (B, T + 1), timestamps (B, T + 1), lengths + 1 (B,) (rows with no events stay empty).
         """
@@ -270,7 +274,8 @@ class CobraRecommender(nn.Module):
         timestamps = torch.cat([timestamps, timestamps.new_zeros(B, 1)], dim=1)  # (B, T+1)
         has = lengths > 0
         items[rows, lengths] = torch.where(has, new_items, 0)
-        timestamps[rows, lengths] = torch.where(has, timestamps[rows, last], 0)
+        when = timestamps[rows, last] if new_time is None else new_time.to(timestamps.dtype)  # (B,)
+        timestamps[rows, lengths] = torch.where(has, when, 0)
         return items, timestamps, torch.where(has, lengths + 1, 0)
 
     # ----------------------------------------------------------------------------------------------- losses
@@ -311,7 +316,8 @@ class CobraRecommender(nn.Module):
         lengths, ids, ts, nxt = _keep_last(batch.ids, batch.lengths, self.config.max_seq_len,
                                            batch.timestamps, batch.next_ids)
         last = nxt.gather(1, (lengths - 1).clamp(min=0).unsqueeze(1)).squeeze(1)  # (B,) the window's next item
-        items, ts, n = self._append(ids, ts, lengths, last)  # (B, T+1): ... x_{L-1}, x_L (open SID)
+        # (B, T+1): ... x_{L-1}, x_L (open SID, at the request time when the model uses it)
+        items, ts, n = self._append(ids, ts, lengths, last, request_times(self.config, batch))
         hidden = self.encode_items(items, ts, n, drop_last_vid=True)  # (B, 2T+2, D)
         targets, sid_pos, vid_pos = interleave_targets(items, n, drop_last_vid=True)  # (B, 2T+2)
         loss_sid = SID_LOSSES[self.config.sid_loss](self, hidden[sid_pos], targets[sid_pos], generator)
@@ -329,17 +335,18 @@ class CobraRecommender(nn.Module):
         return self.training_loss(batch, generator)
 
     # ------------------------------------------------------------------------------------------- decoding
-    def _history(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _history(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The last ``max_seq_len`` events: ids (B, W), timestamps (B, W), lengths (B,), request time (B,) or None."""
         lengths, ids, ts = _keep_last(batch.ids, batch.lengths, self.config.max_seq_len, batch.timestamps)
-        return ids, ts, lengths
+        return ids, ts, lengths, request_times(self.config, batch)
 
     def sid_state(self, batch: Batch) -> torch.Tensor:
         """(B, D) hidden state at each history's last ``VID`` token (it predicts the next SID)."""
-        ids, ts, lengths = self._history(batch)
+        ids, ts, lengths, now = self._history(batch)
         out = []
         for lo in range(0, ids.shape[0], self.config.eval_chunk):
             sl = slice(lo, lo + self.config.eval_chunk)
-            hidden = self.encode_items(ids[sl], ts[sl], lengths[sl])  # (b, 2T, D)
+            hidden = self.encode_items(ids[sl], ts[sl], lengths[sl], query_time=None if now is None else now[sl])
             last = (2 * lengths[sl] - 1).clamp(min=0)  # (b,) token index of VID_{L-1}
             out.append(hidden[torch.arange(hidden.shape[0], device=hidden.device), last])
         return torch.cat(out)  # (B, D)
@@ -354,9 +361,9 @@ class CobraRecommender(nn.Module):
         Returns:
             (B, M, D) float hidden state at the appended (open) SID token, one per candidate.
         """
-        ids, ts, lengths = self._history(batch)
+        ids, ts, lengths, now = self._history(batch)
         B, M, D = sid_inputs.shape
-        items, ts, n = self._append(ids, ts, lengths, torch.zeros_like(lengths))  # (B, T+1); slot L is set below
+        items, ts, n = self._append(ids, ts, lengths, torch.zeros_like(lengths), now)  # (B, T+1); slot L set below
         items, ts, n = (t.repeat_interleave(M, dim=0) for t in (items, ts, n))  # (B*M, ...)
         flat = sid_inputs.reshape(B * M, D)
         out = []
@@ -405,6 +412,14 @@ def _sid_sampled_softmax(model: CobraRecommender, query: torch.Tensor, targets: 
     return -F.log_softmax(torch.cat([pos_logits, neg_logits], dim=1), dim=1)[:, 0].mean()
 
 
+def _sid_full_softmax(model: CobraRecommender, query: torch.Tensor, targets: torch.Tensor,
+                      generator: torch.Generator | None) -> torch.Tensor:
+    """Softmax over the whole SID vocabulary, ``cos(h, SID_v) / temperature``: the SID step's share of the
+    sequential models' full softmax. query (M, D), targets (M,) item ids -> () mean cross-entropy."""
+    log_p = model.sid_log_probs(query)  # (M, V)
+    return -log_p.gather(1, model.item_sid[targets].unsqueeze(1)).mean()
+
+
 def _sid_code_ce(model: CobraRecommender, query: torch.Tensor, targets: torch.Tensor,
                  generator: torch.Generator | None) -> torch.Tensor:
     """Sum over levels of the code cross entropies; targets (M,) item ids."""
@@ -413,6 +428,7 @@ def _sid_code_ce(model: CobraRecommender, query: torch.Tensor, targets: torch.Te
 
 SID_LOSSES: dict[str, Callable[[CobraRecommender, torch.Tensor, torch.Tensor, torch.Generator | None],
                                torch.Tensor]] = {
+    "full-softmax": _sid_full_softmax,
     "sampled-softmax": _sid_sampled_softmax,
     "code-ce": _sid_code_ce,
 }

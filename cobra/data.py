@@ -292,6 +292,13 @@ class Batch:
         users: (B,) int64 user ids.
         targets: (B,) int64 the next item after the history (evaluation), None for training windows.
         next_ids: (B, T) int64 the item following each position (training), 0 where padding; None in eval.
+        query_time: (B,) int64 seconds, the request time: when the event that each row's last position
+            predicts happened (training: the window's last target; evaluation: the target's timestamp,
+            known when a recommendation is served). The HSTU time bias of the last position uses it
+            (``model.request_time``); None = unknown, the last event's own time stands in.
+        exclude: (B, N+1) bool, the items the ranking leaves out and a decoder must leave out before it cuts
+            the catalogue to a beam (:func:`eval_batches` sets it: the user's whole history before the
+            target, the target kept), or None (decoders then drop the items of ``ids``).
     """
 
     ids: torch.Tensor
@@ -300,6 +307,8 @@ class Batch:
     users: torch.Tensor
     targets: torch.Tensor | None = None
     next_ids: torch.Tensor | None = None
+    query_time: torch.Tensor | None = None
+    exclude: torch.Tensor | None = None
 
     def _map(self, fn: Any) -> Batch:
         return Batch(**{k: (None if v is None else fn(v)) for k, v in self.__dict__.items()})
@@ -315,6 +324,19 @@ class Batch:
     def __len__(self) -> int:
         return int(self.ids.shape[0])
 
+    def excluded(self, num_items: int) -> torch.Tensor:
+        """(B, N+1) bool items a decoder leaves out: :attr:`exclude` when set (the evaluator's set, the whole
+        history), else the items of :attr:`ids` (:func:`seen_items`)."""
+        return self.exclude.to(torch.bool) if self.exclude is not None else seen_items(self.ids, num_items)
+
+
+def seen_items(ids: torch.Tensor, num_items: int) -> torch.Tensor:
+    """(B, N + 1) bool, True where item ``i`` occurs in row ``b`` of ``ids`` (B, T) int64 (column 0 False)."""
+    seen = torch.zeros(ids.shape[0], num_items + 1, dtype=torch.bool, device=ids.device)
+    seen.scatter_(1, ids, True)
+    seen[:, 0] = False
+    return seen
+
 
 def _gather_padded(values: np.ndarray, start: np.ndarray, n: np.ndarray, width: int) -> np.ndarray:
     """(B, width) array with ``values[start[b] + j]`` for ``j < n[b]`` and 0 elsewhere (vectorised)."""
@@ -327,7 +349,8 @@ def _gather_padded(values: np.ndarray, start: np.ndarray, n: np.ndarray, width: 
 
 
 def pad_batch(
-    seqs: Sequences, rows: np.ndarray, max_seq_len: int, targets: np.ndarray | None = None
+    seqs: Sequences, rows: np.ndarray, max_seq_len: int, targets: np.ndarray | None = None,
+    query_time: np.ndarray | None = None,
 ) -> Batch:
     """Right-padded batch of rows ``rows`` of ``seqs``, keeping the LAST ``max_seq_len`` events of each.
 
@@ -336,9 +359,11 @@ def pad_batch(
         rows: (B,) int row indices into ``seqs`` (0-based).
         max_seq_len: ``T``, the width of the batch.
         targets: (B,) int64 next items, or None.
+        query_time: (B,) int64 request times (the targets' timestamps), or None.
 
     Returns:
-        Batch with ids/timestamps (B, T), lengths (B,) = min(row length, T), users (B,), targets (B,) or None.
+        Batch with ids/timestamps (B, T), lengths (B,) = min(row length, T), users (B,), targets (B,) or
+        None, query_time (B,) or None.
     """
     if max_seq_len < 1:
         raise ConfigError(f"max_seq_len must be >= 1, got {max_seq_len}")
@@ -352,46 +377,81 @@ def pad_batch(
         lengths=torch.from_numpy(n),
         users=torch.from_numpy(seqs.user_ids[rows].copy()),
         targets=None if targets is None else torch.as_tensor(np.asarray(targets, dtype=np.int64)),
+        query_time=None if query_time is None else torch.as_tensor(np.asarray(query_time, dtype=np.int64)),
     )
 
 
-class TrainWindows(Dataset):
-    """One training window per user: the last ``max_seq_len + 1`` events of the user's training part.
+WINDOWS = ("all", "last")
 
-    Inputs are the window without its last event, ``next_ids`` the window shifted by one, so position ``t``
-    learns to predict ``next_ids[t]``. Users whose training part has fewer than 2 events have nothing to
-    predict and are left out. ``__getitems__`` builds a whole :class:`Batch` at once (vectorised); the
-    DataLoader from :func:`train_loader` uses it. ``__getitem__`` returns one window as a dict of tensors.
+
+class TrainWindows(Dataset):
+    """Training windows of at most ``max_seq_len + 1`` events cut from each user's training part.
+
+    Inputs are a window without its last event, ``next_ids`` the window shifted by one, so position ``t``
+    learns to predict ``next_ids[t]``. ``query_time`` is the time of the window's last event (the one the
+    last position predicts).
+
+    ``windows="all"`` (the default) cuts a user's training part, from its end, into consecutive windows
+    that overlap by one event (a window's first input is the last target of the window before it), so every
+    training event except the user's first is a target exactly once per epoch. A user with ``n`` training
+    events gives ``ceil((n - 1) / max_seq_len)`` windows. ``windows="last"`` takes only the last window of
+    each user (the most recent ``max_seq_len + 1`` events), so a user longer than that contributes only
+    those targets. Users whose training part has fewer than 2 events have nothing to predict and are left
+    out.
+
+    ``__getitems__`` builds a whole :class:`Batch` at once (vectorised); ``__getitem__`` returns one window as
+    a dict of tensors.
+
+    Attributes:
+        rows: (W,) int64 the user row of each window. ends: (W,) int64 one past each window's last event
+            (an index into ``split.train.items``). starts: (W,) int64 each window's first event.
     """
 
-    def __init__(self, split: LeaveOneOut, max_seq_len: int) -> None:
+    def __init__(self, split: LeaveOneOut, max_seq_len: int, windows: str = "all") -> None:
         if max_seq_len < 1:
             raise ConfigError(f"max_seq_len must be >= 1, got {max_seq_len}")
+        if windows not in WINDOWS:
+            raise ConfigError(f"unknown windows {windows!r}; choose one of {list(WINDOWS)}")
         self.seqs = split.train
         self.max_seq_len = max_seq_len
-        self.rows = np.flatnonzero(self.seqs.lengths >= 2)  # (W,) rows with something to predict
+        self.windows = windows
+        seqs, T = self.seqs, max_seq_len
+        users = np.flatnonzero(seqs.lengths >= 2)  # rows with something to predict
+        begin, end = seqs.offsets[users], seqs.offsets[users + 1]
+        # Window k of a user (k = 0 is the most recent) ends at end - k*T; targets are end-k*T-T .. end-k*T-1.
+        count = -(-(end - begin - 1) // T) if windows == "all" else np.ones_like(users)  # (U',) ceil
+        self.rows = np.repeat(users, count)  # (W,)
+        first = np.cumsum(count) - count  # (U',) index of each user's first window
+        k = np.arange(len(self.rows), dtype=np.int64) - np.repeat(first, count)  # (W,) 0 = most recent
+        self.ends = np.repeat(end, count) - k * T  # (W,)
+        self.starts = np.maximum(np.repeat(begin, count), self.ends - T - 1)  # (W,)
 
     def __len__(self) -> int:
         return len(self.rows)
 
+    @property
+    def num_targets(self) -> int:
+        """Target positions per epoch (each window's length minus one, summed)."""
+        return int((self.ends - self.starts - 1).sum())
+
     def __getitems__(self, indices: list[int]) -> Batch:
-        rows = self.rows[np.asarray(indices, dtype=np.int64)]  # (B,)
+        w = np.asarray(indices, dtype=np.int64)  # (B,)
         seqs, T = self.seqs, self.max_seq_len
-        end = seqs.offsets[rows + 1]
-        w = np.minimum(end - seqs.offsets[rows], T + 1)  # (B,) window length, >= 2
-        start, n = end - w, w - 1  # inputs start at `start`, targets at `start + 1`
+        start, end = self.starts[w], self.ends[w]
+        n = end - start - 1  # (B,) inputs per window, >= 1; targets start at `start + 1`
         return Batch(
             ids=torch.from_numpy(_gather_padded(seqs.items, start, n, T)),  # (B, T)
             timestamps=torch.from_numpy(_gather_padded(seqs.timestamps, start, n, T)),  # (B, T)
             lengths=torch.from_numpy(n),  # (B,)
-            users=torch.from_numpy(seqs.user_ids[rows].copy()),  # (B,)
+            users=torch.from_numpy(seqs.user_ids[self.rows[w]].copy()),  # (B,)
             next_ids=torch.from_numpy(_gather_padded(seqs.items, start + 1, n, T)),  # (B, T)
+            query_time=torch.from_numpy(seqs.timestamps[end - 1].copy()),  # (B,) time of the last target
         )
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         b = self.__getitems__([index])
         return {"ids": b.ids[0], "timestamps": b.timestamps[0], "lengths": b.lengths[0],
-                "users": b.users[0], "next_ids": b.next_ids[0]}
+                "users": b.users[0], "next_ids": b.next_ids[0], "query_time": b.query_time[0]}
 
 
 def collate_batch(data: Batch | list[dict[str, torch.Tensor]]) -> Batch:
@@ -403,30 +463,55 @@ def collate_batch(data: Batch | list[dict[str, torch.Tensor]]) -> Batch:
 
 def train_loader(
     split: LeaveOneOut, max_seq_len: int, batch_size: int, shuffle: bool = True, seed: int = 0,
-    drop_last: bool = False,
+    drop_last: bool = False, windows: str = "all",
 ) -> DataLoader:
-    """DataLoader over :class:`TrainWindows` yielding :class:`Batch` (ids, timestamps, lengths, users, next_ids).
+    """DataLoader over :class:`TrainWindows` yielding :class:`Batch` (ids, timestamps, lengths, users, next_ids,
+    query_time); ``windows`` as in :class:`TrainWindows`.
 
     Shuffling uses a ``torch.Generator`` seeded with ``seed``: the same seed gives the same batches, epoch
     after epoch (each new iteration continues the generator's stream).
     """
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(
-        TrainWindows(split, max_seq_len), batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+        TrainWindows(split, max_seq_len, windows), batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
         collate_fn=collate_batch, generator=generator,
     )
+
+
+def history_mask(items: np.ndarray, offsets: np.ndarray, num_items: int) -> torch.Tensor:
+    """Dense (B, N+1) bool mask from CSR rows: ``mask[b, i]`` is True when item i is in row b.
+
+    Args:
+        items: (total,) int64 item ids of the B rows back to back. offsets: (B+1,) int64, starting at 0.
+    """
+    lengths = np.diff(offsets)
+    mask = torch.zeros(len(lengths), num_items + 1, dtype=torch.bool)  # (B, N+1)
+    rows = torch.from_numpy(np.repeat(np.arange(len(lengths), dtype=np.int64), lengths))  # (total,)
+    mask[rows, torch.from_numpy(np.ascontiguousarray(items, dtype=np.int64))] = True
+    return mask
 
 
 def eval_batches(split: LeaveOneOut, which: str, max_seq_len: int, batch_size: int) -> Iterator[Batch]:
     """Evaluation batches for split ``which``: the last ``max_seq_len`` events before the target, and the target.
 
-    Yields Batch with ids/timestamps (B, T), lengths (B,), users (B,), targets (B,); users in increasing order.
+    Yields Batch with ids/timestamps (B, T), lengths (B,), users (B,), targets (B,), query_time (B,), the
+    targets' timestamps (the request time), and exclude (B, N+1): every item of the user's *whole* history
+    before the target (not only the last ``max_seq_len``), the target itself kept. The evaluator removes
+    exactly these from the ranking, and decoders that cut to a beam remove them first. Users in increasing
+    order.
     """
     history = split.history(which)
     _, targets = split.targets(which)
+    times = split.target_timestamps(which)
     for lo in range(0, history.num_rows, batch_size):
-        rows = np.arange(lo, min(lo + batch_size, history.num_rows), dtype=np.int64)
-        yield pad_batch(history, rows, max_seq_len, targets=targets[rows])
+        hi = min(lo + batch_size, history.num_rows)
+        rows = np.arange(lo, hi, dtype=np.int64)
+        batch = pad_batch(history, rows, max_seq_len, targets=targets[rows], query_time=times[rows])
+        a, b = history.offsets[lo], history.offsets[hi]
+        exclude = history_mask(history.items[a:b], history.offsets[lo:hi + 1] - a, split.num_items)  # (B, N+1)
+        exclude[torch.arange(len(rows)), batch.targets] = False  # the target stays a candidate (repeats)
+        batch.exclude = exclude
+        yield batch
 
 
 # ----------------------------------------------------------------------------------------------------------

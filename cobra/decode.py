@@ -18,21 +18,21 @@ Modes (``DECODERS``):
 ``neighbor`` the top-1 SID is replaced by its nearest *other* SID (cosine in SID-embedding space)
              before it is appended: robustness when the top-1 code is unstable or collides.
 ``soft``     the appended vector is ``sum_k w_k e_k`` over the top-``k`` SIDs with
-             ``w = softmax(log p_sid / tau)`` (a soft, probability-weighted code).
+             ``w = softmax(log p_sid / tau_soft)`` (a soft, probability-weighted code).
 ``beam``     the top-``M`` SIDs each give a VID query (the ``M`` beams form a ``(B * M)`` batch); each
-             query retrieves its top-``N`` items (history removed, see below); the ``M x N``
+             query retrieves its top-``n_b`` items (history removed, see below); the ``M x n_b``
              candidates are scored by a fusion (``BEAM_FUSIONS``) and an item retrieved by several
              beams keeps its best score:
 
              * ``prod``:    ``p_sid^alpha * p_vid^(1 - alpha)``, returned as its logarithm
                ``alpha log p_sid + (1 - alpha) log p_vid`` (same ranking);
              * ``sum``:     ``alpha p_sid + (1 - alpha) p_vid``;
-             * ``softmax``: ``softmax_M(tau * log p_sid) * softmax_{M x N}(psi * cos)`` (COBRA's
-               BeamFusion; tau = 0.9, psi = 16 by default), normalised over the user's beams and over
-               all of the user's ``M x N`` candidates respectively;
+             * ``softmax``: ``softmax_M(tau_beam * log p_sid) * softmax_{M x n_b}(psi * cos)`` (COBRA's
+               BeamFusion; tau_beam = 0.9, psi = 16 by default), normalised over the user's beams and
+               over all of the user's ``M x n_b`` candidates respectively;
 
-             where ``p_vid = softmax(cos / temperature)`` over the catalogue (the model's VID
-             distribution at the training temperature).
+             where ``p_vid = softmax(cos / tau)`` over the catalogue (the model's VID distribution at
+             the training temperature ``tau``).
 
 One more mode is an ablation, not one of COBRA's: ``sparse`` skips the dense step and scores every
 item by the log-probability of its own SID (items that share a SID tie). With a uniqueness column
@@ -40,16 +40,18 @@ item by the log-probability of its own SID (items that share a SID tie). With a 
 (book/10_experiments.py) uses it to show where COBRA's quality comes from.
 
 Filtering
-    The full-score modes return scores for every item; the evaluator removes the user's history and
-    never the target. ``beam`` truncates to ``M x N`` candidates, so it removes the items of the
-    batch's history (``batch.ids``) *before* taking each beam's top-``N`` (``filter_history``), so
-    seen items do not waste candidate slots. The predicted SID's own item is never filtered.
+    The full-score modes return scores for every item; the evaluator removes the user's whole history
+    and never the target. ``beam`` truncates to ``M x n_b`` candidates, so it removes the same items
+    *before* taking each beam's top-``n_b`` (``filter_history``), so seen items do not waste candidate
+    slots: ``batch.exclude``, which :func:`cobra.data.eval_batches` sets to the set the ranking removes (the whole
+    history, not only the last ``max_seq_len`` events, the target kept), or the items of ``batch.ids``
+    for a batch without it (:meth:`cobra.data.Batch.excluded`).
 
 Items outside the candidate set
     ``beam`` gives items that no beam retrieved the score ``-inf``. The evaluator ranks a target
     with ``-inf`` as tied with every other non-retrieved item and takes the expected metric under
     random tie-breaking (:func:`cobra.metrics.rank_metrics`), i.e. it lands on average in the middle
-    of the tail, behind all ``<= M x N`` retrieved items. Set ``beam_items >= 200`` so that each
+    of the tail, behind all ``<= M x n_b`` retrieved items. Set ``beam_items >= 200`` so that each
     beam alone fills the longest cut-off (``@200``).
 
 Latency: item VIDs and SID vectors are computed and normalised once per batch; the backbone runs
@@ -79,14 +81,15 @@ class DecodeConfig:
     Attributes:
         mode: key of :data:`DECODERS` (``direct``, ``neighbor``, ``soft``, ``beam``, or the ``sparse`` ablation).
         soft_top_k: ``soft``: number of SIDs mixed.
-        soft_temperature: ``soft``: ``tau`` in ``softmax(log p_sid / tau)``.
+        soft_temperature: ``soft``: ``tau_soft`` in ``softmax(log p_sid / tau_soft)``.
         beam_width: ``beam``: ``M`` SIDs kept.
-        beam_items: ``beam``: ``N`` items retrieved per SID beam.
+        beam_items: ``beam``: ``n_b`` items retrieved per SID beam.
         fusion: ``beam``: key of :data:`BEAM_FUSIONS` (``prod``, ``sum``, ``softmax``).
         alpha: ``beam`` with ``prod``/``sum``: weight of the SID term.
-        tau: ``beam`` with ``softmax``: temperature of the beam (SID) term.
+        tau: ``beam`` with ``softmax``: ``tau_beam``, the temperature of the beam (SID) term.
         psi: ``beam`` with ``softmax``: temperature of the cosine term.
-        filter_history: ``beam``: remove the batch's history items before each beam's top-``N``.
+        filter_history: ``beam``: remove the history (:meth:`cobra.data.Batch.excluded`) before each beam's
+            top-``n_b``.
     """
 
     mode: str = "direct"
@@ -167,14 +170,6 @@ def topk_items(
     return top.values, top.indices + 1
 
 
-def seen_items(ids: torch.Tensor, num_items: int) -> torch.Tensor:
-    """(B, N + 1) bool, True where item ``i`` occurs in row ``b`` of ``ids`` (B, T) int64 (column 0 False)."""
-    seen = torch.zeros(ids.shape[0], num_items + 1, dtype=torch.bool, device=ids.device)
-    seen.scatter_(1, ids, True)
-    seen[:, 0] = False
-    return seen
-
-
 # ------------------------------------------------------------------------------------------------- the modes
 def _full_scores(model: CobraLike, batch: Batch, sid_inputs: torch.Tensor) -> torch.Tensor:
     """(B, 1, D) appended SID vectors -> (B, N + 1) cosine scores of the resulting VID queries."""
@@ -244,14 +239,15 @@ BEAM_FUSIONS: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor, Deco
 
 
 def decode_beam(model: CobraLike, batch: Batch, config: DecodeConfig) -> torch.Tensor:
-    """Top-M SIDs x top-N items each, fused (``config.fusion``). Returns (B, N + 1), ``-inf`` outside the candidates."""
+    """Top-M SIDs x top-n_b items each, fused (``config.fusion``). Returns (B, N + 1), ``-inf`` outside the
+    candidates."""
     log_p = model.sid_log_probs(model.sid_state(batch))  # (B, V)
     vocab = model.sid_vocab_vectors()  # (V, D)
     sid = log_p.topk(min(config.beam_width, log_p.shape[-1]), dim=-1)  # (B, M)
     queries = model.vid_queries(batch, vocab[sid.indices])  # (B, M, D)
     items = model.item_vid_vectors()  # (N+1, D)
     num_items = items.shape[0] - 1
-    exclude = seen_items(batch.ids, num_items).unsqueeze(1) if config.filter_history else None  # (B, 1, N+1)
+    exclude = batch.excluded(num_items).unsqueeze(1) if config.filter_history else None  # (B, 1, N+1)
     cos = vid_scores(queries, items, exclude)  # (B, M, N+1)
     vid_lp = torch.log_softmax(cos / model.config.temperature, dim=-1)  # (B, M, N+1), -inf where excluded
     top = cos.topk(min(config.beam_items, num_items), dim=-1)  # (B, M, n)

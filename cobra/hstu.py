@@ -25,18 +25,20 @@ Which time the bias sees (the *query time*)
     The time term at query position ``i`` and key position ``j`` uses
     ``dt = query_time[i] - timestamps[j]`` where ``query_time[i]`` is the timestamp of
     the item *after* position ``i``: the moment the prediction made at ``i`` is
-    needed. Inside a sequence this is ``timestamps[i + 1]``. The reference code
-    gets the value for the last real position from the target's timestamp,
-    which its data pipeline writes just after the history. Our ``Batch`` has no
-    target timestamp, so by default the last real position uses its own
-    timestamp ("now" is the time of the latest event), in training and in
-    evaluation alike. Earlier positions in a training window do see the next
-    item's timestamp, a time the model will not have for the last position at
-    serving time (chapter 06, exercise 3, asks how much that matters). Pass
-    ``query_timestamps`` (or ``last`` to :func:`next_timestamps`) to use a known request time instead, or to clone
-    times when SID and VID tokens are interleaved. Padding positions get the
-    last real position's query time; they are masked as keys and their outputs
-    are zeroed, so the value is never used.
+    needed. Inside a sequence this is ``timestamps[i + 1]``. For the last real
+    position the reference uses the target's timestamp (its data pipeline writes
+    it just after the history): the time of the request, which a recommender
+    knows when it serves one. We do the same when the batch carries it
+    (``Batch.query_time``: the window's last target in training, the target's
+    timestamp in evaluation) and the model's ``request_time`` is on (the
+    default; :func:`request_times`). With ``request_time=False``, or a batch
+    without ``query_time``, the last real position uses its own timestamp ("now"
+    is the time of the latest event), a time gap of zero that the model never
+    sees at inner positions (chapter 06 measures the difference). Pass
+    ``query_timestamps`` (or ``last`` to :func:`next_timestamps`) to set the times
+    yourself, or to clone them when SID and VID tokens are interleaved. Padding
+    positions get the last real position's query time; they are masked as keys
+    and their outputs are zeroed, so the value is never used.
 
     Consequence: the output at position ``i`` depends on the items at positions
     ``<= i`` and on the timestamps at positions ``<= i + 1``. The tests check
@@ -133,6 +135,12 @@ def next_timestamps(
     shifted = torch.cat([timestamps[:, 1:], timestamps[:, -1:]], dim=1)  # (B, T)
     inner = valid_mask(lengths - 1, T)  # (B, T) positions 0..length-2
     return torch.where(inner, shifted, last.to(timestamps.dtype).unsqueeze(1))  # (B, T)
+
+
+def request_times(config: BackboneConfig, batch: Any) -> torch.Tensor | None:
+    """(B,) int64 query time of each row's last position: ``batch.query_time`` when ``config.request_time``
+    is on and the batch has one, else None (the last event's own time; see the module docstring)."""
+    return getattr(batch, "query_time", None) if config.request_time else None
 
 
 def causal_mask(seq_len: int, device: torch.device | None = None) -> torch.Tensor:
@@ -461,6 +469,9 @@ class BackboneConfig:
         attn_norm: HSTU attention normalisation ``n``: ``max_seq_len`` or ``length`` (see the module docstring).
         use_position_bias: HSTU relative position term.
         use_time_bias: HSTU relative time term.
+        request_time: the last position's query time is the request's time (``Batch.query_time``: the
+            target's timestamp), as in the reference; False: the last event's own time (see the module
+            docstring). Batches without ``query_time`` always use the last event's time.
     """
 
     num_items: int
@@ -475,6 +486,7 @@ class BackboneConfig:
     attn_norm: str = "max_seq_len"
     use_position_bias: bool = True
     use_time_bias: bool = True
+    request_time: bool = True
 
     def __post_init__(self) -> None:
         require_choice(self, "attn_norm", ATTN_NORMS)

@@ -41,8 +41,9 @@ Timestamps and the time bias
       (the bucket of "the twin of what you are generating now") and to ``VID_{t-1}`` it is
       ``ts_t - ts_{t-1}``;
     * at ``VID_t`` (predicts ``SID_{t+1}``): ``ts_{t+1}``, the time of the next event, as in
-      plain HSTU; at the last real token (no next event known) its own time (the "now" rule of
-      :mod:`cobra.hstu`, the same in training and evaluation).
+      plain HSTU; at the last real token, the request time when it is given (``query_time``, see
+      :mod:`cobra.hstu`), else its own time. Training and decoding end on an open SID whose item is the
+      one being predicted: :class:`cobra.cobra_model.CobraRecommender` stamps it with the request time.
 
 ``drop_last_vid``
     Training and decoding both end on an *open* SID: the last item's SID token is in the input
@@ -99,7 +100,8 @@ def clone_timestamps(timestamps: torch.Tensor) -> torch.Tensor:
 
 
 def interleaved_query_timestamps(
-    timestamps: torch.Tensor, lengths: torch.Tensor, drop_last_vid: bool = False
+    timestamps: torch.Tensor, lengths: torch.Tensor, drop_last_vid: bool = False,
+    last: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Query time of every token for the HSTU time bias (see the module docstring).
 
@@ -107,12 +109,13 @@ def interleaved_query_timestamps(
         timestamps: (B, T) int64 item times, right-padded.
         lengths: (B,) int64 items per row.
         drop_last_vid: whether the last item has only its SID token.
+        last: optional (B,) int64 query time of the last real token (the request time).
 
     Returns:
         (B, 2T) int64: at ``SID_t`` the time ``ts_t``; at ``VID_t`` the time ``ts_{t+1}``; at the last
-        real token (and on padding) the last real token's own time.
+        real token (and on padding) ``last``, or that token's own time.
     """
-    return next_timestamps(clone_timestamps(timestamps), token_lengths(lengths, drop_last_vid))
+    return next_timestamps(clone_timestamps(timestamps), token_lengths(lengths, drop_last_vid), last)
 
 
 def interleaved_mask(T: int, device: torch.device | str | None = None) -> torch.Tensor:
@@ -204,6 +207,7 @@ class Interleaver(nn.Module):
         timestamps: torch.Tensor,
         lengths: torch.Tensor,
         drop_last_vid: bool = False,
+        query_time: torch.Tensor | None = None,
     ) -> Interleaved:
         """Interleave per-item SID and VID vectors.
 
@@ -213,6 +217,7 @@ class Interleaver(nn.Module):
             timestamps: (B, T) int64 item times.
             lengths: (B,) int64 items per row.
             drop_last_vid: leave out the last item's VID token (an open SID at the end).
+            query_time: optional (B,) int64 query time of the last real token (the request time).
 
         Returns:
             :class:`Interleaved` with ``2T`` token slots.
@@ -227,7 +232,7 @@ class Interleaver(nn.Module):
             types=types,
             positions=torch.arange(2 * T, device=sid.device),
             timestamps=clone_timestamps(timestamps),
-            query_timestamps=interleaved_query_timestamps(timestamps, lengths, drop_last_vid),
+            query_timestamps=interleaved_query_timestamps(timestamps, lengths, drop_last_vid, query_time),
             lengths=tok_len,
             mask=interleaved_mask(T, sid.device),
         )

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from cobra.config import ConfigError
-from cobra.data import Batch, LeaveOneOut, eval_batches, load_split
+from cobra.data import Batch, LeaveOneOut, eval_batches, history_mask, load_split  # noqa: F401 (history_mask re-exported)
 
 KS = (1, 5, 10, 50, 200)
 
@@ -109,19 +109,6 @@ def rank_metrics(
     return out
 
 
-def history_mask(items: np.ndarray, offsets: np.ndarray, num_items: int) -> torch.Tensor:
-    """Dense (B, N+1) bool mask from CSR rows: ``mask[b, i]`` is True when item i is in row b.
-
-    Args:
-        items: (total,) int64 item ids of the B rows back to back. offsets: (B+1,) int64, starting at 0.
-    """
-    lengths = np.diff(offsets)
-    mask = torch.zeros(len(lengths), num_items + 1, dtype=torch.bool)  # (B, N+1)
-    rows = torch.from_numpy(np.repeat(np.arange(len(lengths), dtype=np.int64), lengths))  # (total,)
-    mask[rows, torch.from_numpy(np.ascontiguousarray(items, dtype=np.int64))] = True
-    return mask
-
-
 class Recommender(Protocol):
     """Anything that scores the whole catalogue for a batch of histories."""
 
@@ -135,8 +122,11 @@ class Evaluator:
 
     The recommender sees the last ``max_seq_len`` events before the target (:func:`cobra.data.eval_batches`);
     the ranking removes the user's *whole* history before the target (not only the last ``max_seq_len``
-    items), keeping the target itself. Metrics are exact expectations under random tie-breaking
-    (:func:`rank_metrics`).
+    items), keeping the target itself. Each batch carries that set as ``batch.exclude``
+    (:func:`cobra.data.eval_batches`), so a decoder that cuts the catalogue to a beam (TIGER, COBRA's
+    ``beam``) leaves out the same items before it cuts, and ``batch.query_time``, the target's timestamp
+    (the request time). Metrics are exact expectations under
+    random tie-breaking (:func:`rank_metrics`).
 
     Args:
         split: the leave-one-out split.
@@ -157,45 +147,55 @@ class Evaluator:
         self.history = split.history(which)  # validates `which`
         self.num_users = self.history.num_rows
 
-    def evaluate(self, recommender: Recommender, device: torch.device | str = "cpu") -> dict[str, float]:
+    def evaluate(self, recommender: Recommender, device: torch.device | str = "cpu",
+                 per_user: Iterable[str] = ()) -> dict[str, Any]:
         """Mean metrics over the evaluated users.
 
+        Args:
+            recommender: anything with ``score(batch) -> (B, N+1)``.
+            device: where batches go.
+            per_user: metric names (``"ndcg@10"`` ...) to also return user by user, for paired tests.
+
         Returns:
-            dict with keys ``hr@K`` and ``ndcg@K`` for each K, ``mrr`` (floats) and ``users`` (int).
+            dict with keys ``hr@K`` and ``ndcg@K`` for each K, ``mrr`` (floats) and ``users`` (int); with
+            ``per_user``, also ``per_user``: ``{name: (M,) float64 array}`` in the order of
+            :meth:`cobra.data.LeaveOneOut.targets`.
         """
         names = metric_names(self.ks)
+        keep = list(per_user)
+        unknown = [k for k in keep if k not in names]
+        if unknown:
+            raise ValueError(f"unknown per-user metrics {unknown}; choose from {names}")
         sums = dict.fromkeys(names, 0.0)
+        rows: dict[str, list[np.ndarray]] = {k: [] for k in keep}
         show = self.progress if self.progress is not None else sys.stderr.isatty()
         module = recommender if isinstance(recommender, torch.nn.Module) else None
         was_training = module.training if module is not None else False
         if module is not None:
             module.eval()
-        hist = self.history
         try:
             with torch.no_grad(), tqdm(total=self.num_users, desc=f"eval {self.which}", unit="user",
                                        disable=not show) as bar:
-                lo = 0
                 for batch in eval_batches(self.split, self.which, self.max_seq_len, self.batch_size):
-                    hi = lo + len(batch)
-                    a, b = hist.offsets[lo], hist.offsets[hi]
-                    exclude = history_mask(hist.items[a:b], hist.offsets[lo:hi + 1] - a,
-                                           self.split.num_items)  # (B, N+1)
                     scores = recommender.score(batch.to(device))  # (B, N+1)
                     expected = (len(batch), self.split.num_items + 1)
                     if tuple(scores.shape) != expected:
                         raise ValueError(f"{type(recommender).__name__}.score returned shape "
                                          f"{tuple(scores.shape)}, expected (B, N+1) = {expected}")
-                    per_user = rank_metrics(scores, batch.targets, exclude, self.ks)
+                    metrics = rank_metrics(scores, batch.targets, batch.exclude, self.ks)  # {name: (B,)}
                     for k in names:
-                        sums[k] += float(per_user[k].sum())
+                        sums[k] += float(metrics[k].sum())
+                    for k in keep:
+                        rows[k].append(metrics[k].cpu().numpy())
                     bar.update(len(batch))
-                    lo = hi
         finally:
             if module is not None:
                 module.train(was_training)
         result: dict[str, float] = {k: (v / self.num_users if self.num_users else float("nan"))
                                     for k, v in sums.items()}
         result["users"] = self.num_users
+        if keep:
+            result["per_user"] = {k: np.concatenate(v) if v else np.zeros(0) for k, v in rows.items()}
         return result
 
 

@@ -25,7 +25,7 @@ from torch import nn
 
 from cobra.config import ConfigError, require_choice, require_positive
 from cobra.embeddings import EMBEDDING_KINDS, FUSIONS, ItemEmbedding, build_item_embedding
-from cobra.hstu import BackboneConfig, build_hstu
+from cobra.hstu import BackboneConfig, build_hstu, next_timestamps, request_times
 from cobra.losses import LOSSES
 from cobra.sasrec import SASRec
 
@@ -151,10 +151,13 @@ class SequentialRecommender(nn.Module):
     ) -> torch.Tensor:
         """Hidden states ``(B, T, D)`` of ``batch`` (uses ``batch.ids``, ``timestamps``, ``lengths``).
 
-        ``query_timestamps`` defaults to ``batch.query_timestamps`` when the batch has one.
+        ``query_timestamps`` defaults to the next items' times with ``batch.query_time`` at the last position
+        (:func:`cobra.hstu.request_times`).
         """
         if query_timestamps is None:
-            query_timestamps = getattr(batch, "query_timestamps", None)
+            last = request_times(self.config, batch)
+            if last is not None:
+                query_timestamps = next_timestamps(batch.timestamps, batch.lengths, last)  # (B, T)
         return self.encode(batch.ids, batch.timestamps, batch.lengths, mask, query_timestamps)
 
     def item_vectors(self) -> torch.Tensor:

@@ -56,6 +56,7 @@ from cobra.config import (
     require_range,
     require_safe_name,
 )
+from cobra.data import WINDOWS
 from cobra.decode import DecodeConfig
 from cobra.model_kinds import MODELS, model_kind
 from cobra.models import ModelConfig
@@ -85,7 +86,7 @@ class TrainConfig:
     """How a model is trained: the optimiser and the loop (the loss settings belong to the model config).
 
     Attributes:
-        epochs: most epochs (one epoch = one window per training user).
+        epochs: most epochs (one epoch = every window of :class:`cobra.data.TrainWindows`).
         batch_size: windows per step (per process under DDP).
         eval_batch_size: users per evaluation batch.
         lr: AdamW learning rate.
@@ -103,6 +104,8 @@ class TrainConfig:
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
         num_threads: ``torch.set_num_threads`` for the run (0 = leave torch's default); 1 is faster for
             small models on a busy machine.
+        windows: ``all`` (every training event is a target once per epoch) or ``last`` (the most recent
+            ``max_seq_len + 1`` events of each user only); see :class:`cobra.data.TrainWindows`.
     """
 
     epochs: int = 101
@@ -121,6 +124,7 @@ class TrainConfig:
     eval_every: int = 1
     device: str = "auto"
     num_threads: int = 0
+    windows: str = "all"
 
     def __post_init__(self) -> None:
         check_fields(self)  # no float or bool for an int, finite floats, two numbers for betas ...
@@ -128,6 +132,7 @@ class TrainConfig:
         if len(self.betas) != 2:
             raise ConfigError(f"betas must be two numbers, got {self.betas}")
         require_choice(self, "amp", AMP_MODES)
+        require_choice(self, "windows", WINDOWS)
         require_choice(self, "device", DEVICES)
         require_positive(self, ("epochs", "batch_size", "eval_batch_size", "eval_every"))
         for name in ("warmup_steps", "patience", "grad_clip", "weight_decay", "num_threads"):
@@ -254,13 +259,23 @@ def dataclass_from_json(cls: type, values: Mapping[str, Any]) -> Any:
 MOVED_LOSS_KEYS = ("loss", "num_negatives", "temperature")
 
 
+# Settings added after runs were saved without them, and the value those runs were trained with (a default
+# that changed): ``train.windows`` (one window per user before every event became a target) and
+# ``model.request_time`` (the last position's query time was the last event's own time).
+ADDED_KEYS = {"train": {"windows": "last"}, "model": {"request_time": False}}
+
+
 def migrate_run_config(values: Mapping[str, Any]) -> dict[str, Any]:
     """A run config mapping (``RunConfig.to_dict`` layout) brought up to date from an older ``config.json``.
 
-    Before the loss settings moved into the model configs, the ``train`` section held ``loss``,
-    ``num_negatives`` and ``temperature`` (:data:`MOVED_LOSS_KEYS`). A ``sequential`` run trained with them,
-    so they move to ``model``; the other kinds never read them (COBRA has its own in ``model``, TIGER none),
-    so they are dropped. A mapping in the current layout comes back unchanged; ``values`` is not modified.
+    * Before the loss settings moved into the model configs, the ``train`` section held ``loss``,
+      ``num_negatives`` and ``temperature`` (:data:`MOVED_LOSS_KEYS`). A ``sequential`` run trained with them,
+      so they move to ``model``; the other kinds never read them (COBRA has its own in ``model``, TIGER none),
+      so they are dropped.
+    * A setting added later (:data:`ADDED_KEYS`) that the file lacks gets the value the run was trained with,
+      so an old run reloads, evaluates and resumes as it was trained.
+
+    A mapping in the current layout comes back unchanged; ``values`` is not modified.
 
     Raises:
         ConfigError: a sequential run's file holds one of them in both sections, with different values.
@@ -269,10 +284,12 @@ def migrate_run_config(values: Mapping[str, Any]) -> dict[str, Any]:
     train, model = values.get("train"), values.get("model")
     if not (isinstance(train, Mapping) and isinstance(model, Mapping)):
         return values  # run_config_from_dict names the missing section
+    values["train"] = {**ADDED_KEYS["train"], **train}
+    values["model"] = model = {**ADDED_KEYS["model"], **model}
     moved = {k: train[k] for k in MOVED_LOSS_KEYS if k in train}
     if not moved:
         return values
-    values["train"] = {k: v for k, v in train.items() if k not in moved}
+    values["train"] = {k: v for k, v in values["train"].items() if k not in moved}
     if values.get("kind", "sequential") == "sequential":
         clash = [k for k, v in moved.items() if k in model and model[k] != v]
         if clash:
@@ -441,19 +458,47 @@ def _gpu(**changes: Any) -> dict[str, Any]:
     return {"amp": "bf16", "deterministic": False, "eval_batch_size": 1024, **changes}
 
 
+# The ``cpu`` recipe, shared by every model the book compares (chapter 10 lists what still differs, and why):
+# batch 128, every training event a target each epoch, at most 100 epochs with early stopping after 10
+# validations without a better NDCG@10, AdamW betas (0.9, 0.98) without weight decay, seeds 0..4 in bench
+# quality, a softmax over the whole catalogue (or the whole code vocabulary) as the loss where the model has one.
+CPU_RECIPE = {"epochs": 100, "batch_size": 128, "eval_batch_size": 512, "betas": (0.9, 0.98), "weight_decay": 0.0,
+              "patience": 10, "eval_every": 1, "amp": "none", "deterministic": True, "device": "cpu",
+              "windows": "all"}
+# What the recipe leaves to tuning, chosen on validation NDCG@10 with the same grid for every model
+# (``python -m cobra bench tune``, book/results/tune_cpu.json; tests check that these are its choices).
+TUNE_GRID = {"train.lr": (1e-3, 3e-3), "model.dropout": (0.2, 0.5)}
+TUNED: dict[str, dict[str, float]] = {
+    "hstu-cpu": {"train.lr": 0.001, "model.dropout": 0.2},
+    "sasrec-cpu": {"train.lr": 0.003, "model.dropout": 0.2},
+    "hstu-sid-cpu": {"train.lr": 0.001, "model.dropout": 0.2},
+    "tiger-cpu": {"train.lr": 0.003, "model.dropout": 0.2},
+    "cobra-cpu": {"train.lr": 0.003, "model.dropout": 0.2},
+}
+
+
+def _cpu_run(preset: str, model: Any, kind: str = "sequential") -> RunConfig:
+    """A ``cpu`` preset: ``model`` on MovieLens-100K under :data:`CPU_RECIPE` with its :data:`TUNED` values."""
+    tuned = TUNED[preset]
+    model = model.replace(dropout=tuned["model.dropout"])
+    train = TrainConfig(lr=tuned["train.lr"], **CPU_RECIPE)
+    return RunConfig(preset=preset, model=model, train=train, kind=kind, **_scale("cpu"))
+
+
+_CPU_SIZES = {"num_items": NUM_ITEMS_FROM_DATA, "dim": 64, "num_blocks": 2, "num_heads": 1,
+              "max_seq_len": PROFILES["cpu"].max_seq_len}
+
+
 def _cpu(preset: str, backbone: str, embedding: str = "id", fusion: str | None = None) -> RunConfig:
-    """ML-100K settings that train in a couple of minutes on 2 cores and beat ``popular`` clearly."""
-    model = ModelConfig(num_items=NUM_ITEMS_FROM_DATA, backbone=backbone, embedding=embedding, fusion=fusion,
-                        dim=64, num_blocks=2, num_heads=1, max_seq_len=PROFILES["cpu"].max_seq_len, dropout=0.2,
-                        sid_table_size=2**14,
-                        # Full softmax: exact, and on 1,682 items no dearer than 128 sampled negatives per
-                        # position (measured side by side, one epoch each: the same seconds within noise since
-                        # sampled_softmax_loss normalises each distinct sampled item once; before that sampled
-                        # softmax took about twice as long).
+    """HSTU / SASRec / HSTU + PrefixN on ML-100K: D = 64, 2 blocks, 1 head, T = 50, full softmax.
+
+    Full softmax: exact, and on 1,682 items no dearer than 128 sampled negatives per position (measured side
+    by side, one epoch each: the same seconds within noise since sampled_softmax_loss normalises each distinct
+    sampled item once).
+    """
+    model = ModelConfig(**_CPU_SIZES, backbone=backbone, embedding=embedding, fusion=fusion, sid_table_size=2**14,
                         loss="full_softmax", num_negatives=128, temperature=0.05)
-    train = TrainConfig(epochs=50, batch_size=128, eval_batch_size=1024, lr=1e-3, betas=(0.9, 0.98),
-                        weight_decay=0.0, patience=8, eval_every=1, amp="none", deterministic=True, device="cpu")
-    return RunConfig(preset=preset, model=model, train=train, **_scale("cpu"))
+    return _cpu_run(preset, model)
 
 
 def _4090d(preset: str, backbone: str, embedding: str = "id", fusion: str | None = None) -> RunConfig:
@@ -463,36 +508,29 @@ def _4090d(preset: str, backbone: str, embedding: str = "id", fusion: str | None
 
 
 def _cobra_cpu(preset: str = "cobra-cpu") -> RunConfig:
-    """COBRA on ML-100K: the ``cpu`` sizes of ``hstu-cpu``, catalogue VID negatives, beam decoding.
-
-    First signal (valid NDCG@10 after 10 epochs at batch 64): catalogue negatives beat in-batch ones, and
-    the VID tower with an ID embedding decoded by ``beam`` was best (0.058; ``popular`` 0.032).
-    """
-    model = CobraConfig(num_items=NUM_ITEMS_FROM_DATA, dim=64, num_blocks=2, num_heads=1,
-                        max_seq_len=PROFILES["cpu"].max_seq_len,
-                        dropout=0.2, sid_table_size=2**14, vid_id_embedding=True, lambda_vid=1.0,
-                        temperature=0.05, num_negatives=128, vid_negatives="catalogue",
+    """COBRA on ML-100K as the sources describe it: the VID is a learned projection of the frozen text vector
+    (no item-ID embedding), softmax over the whole SID vocabulary and over the whole catalogue for the VID
+    (InfoNCE with catalogue negatives), beam decoding; the ``cpu`` HSTU sizes and recipe."""
+    model = CobraConfig(**_CPU_SIZES, sid_table_size=2**14, vid_id_embedding=False, lambda_vid=1.0,
+                        temperature=0.05, num_negatives=128, sid_loss="full-softmax", vid_negatives="catalogue",
                         decode=DecodeConfig(mode="beam"))
-    train = TrainConfig(epochs=25, batch_size=64, eval_batch_size=512, lr=1e-3, betas=(0.9, 0.98),
-                        weight_decay=0.0, patience=4, amp="none", deterministic=True, device="cpu")
-    return RunConfig(preset=preset, model=model, train=train, kind="cobra", **_scale("cpu"))
+    return _cpu_run(preset, model, "cobra")
 
 
 def _tiger_cpu(preset: str = "tiger-cpu") -> RunConfig:
-    """TIGER on ML-100K: code-by-code generation on the ``cpu`` HSTU sizes, beam 20."""
-    model = TigerConfig(num_items=NUM_ITEMS_FROM_DATA, dim=64, num_blocks=2, num_heads=1,
-                        max_seq_len=PROFILES["cpu"].max_seq_len,
-                        dropout=0.2, beam_width=20)
-    train = TrainConfig(epochs=25, batch_size=64, eval_batch_size=512, lr=1e-3, betas=(0.9, 0.98),
-                        weight_decay=0.0, patience=4, amp="none", deterministic=True, device="cpu")
-    return RunConfig(preset=preset, model=model, train=train, kind="tiger", **_scale("cpu"))
+    """TIGER on ML-100K: code-by-code generation (a softmax over each level's codes) on the ``cpu`` HSTU
+    sizes and recipe, beam 20."""
+    return _cpu_run(preset, TigerConfig(**_CPU_SIZES, beam_width=20), "tiger")
 
 
 def _generative_4090d(config: RunConfig, preset: str, batch_size: int) -> RunConfig:
-    """A ``cpu`` COBRA / TIGER preset at the ``4090d`` sizes: ML-20M, qwen3, 3 x 128 SIDs, D = 256, 4 x 4, T = 200."""
+    """A ``cpu`` COBRA / TIGER preset at the ``4090d`` sizes: ML-20M, qwen3, 3 x 128 SIDs, D = 256, 4 x 4, T = 200,
+    with the HSTU paper's lr 1e-3 and dropout 0.2 (the ``cpu`` tuning is ML-100K's)."""
     model = config.model.replace(dim=256, num_blocks=4, num_heads=4, max_seq_len=PROFILES["4090d"].max_seq_len,
-                                 sid_table_size=2**16)
-    train = TrainConfig(**{**dataclasses.asdict(config.train), "epochs": 101, "batch_size": batch_size,
+                                 sid_table_size=2**16, dropout=0.2)
+    if config.kind == "cobra":  # 128 sampled SIDs, as the sequential 4090d presets: no (positions x 27k) logits
+        model = model.replace(sid_loss="sampled-softmax")
+    train = TrainConfig(**{**dataclasses.asdict(config.train), "epochs": 101, "batch_size": batch_size, "lr": 1e-3,
                            "patience": 10, "device": "auto", **_gpu()})
     return config.replace(preset=preset, model=model, train=train, **_scale("4090d"))
 

@@ -62,7 +62,7 @@ from torch import nn
 
 from cobra.config import ConfigError, require_choice, require_positive
 from cobra.embeddings import EMBEDDING_KINDS, build_item_embedding
-from cobra.hstu import BackboneConfig, build_hstu, next_timestamps, valid_mask
+from cobra.hstu import BackboneConfig, build_hstu, next_timestamps, request_times, valid_mask
 from cobra.trie import BeamResult, SIDTrie, constrained_beam_search
 
 if TYPE_CHECKING:  # the data module is only needed for the type of a batch
@@ -246,13 +246,15 @@ class TigerRecommender(nn.Module):
 
     # -- training -----------------------------------------------------------------------------------
     def level_logits(
-        self, ids: torch.Tensor, timestamps: torch.Tensor, lengths: torch.Tensor, next_ids: torch.Tensor
+        self, ids: torch.Tensor, timestamps: torch.Tensor, lengths: torch.Tensor, next_ids: torch.Tensor,
+        query_time: torch.Tensor | None = None,
     ) -> list[torch.Tensor]:
         """Teacher-forced logits of every level of every next item.
 
         Args:
             ids: (B, T) int64 history, right-padded. timestamps: (B, T) int64. lengths: (B,) int64.
             next_ids: (B, T) int64 item after each position (0 at padding).
+            query_time: optional (B,) int64 time of the last next item (the request time).
 
         Returns:
             ``S`` tensors, level ``l``: (B, T, V_l) float logits of ``c_l`` of ``next_ids`` given the
@@ -269,7 +271,7 @@ class TigerRecommender(nn.Module):
         levels = torch.cat([torch.zeros(T, dtype=torch.int64, device=dev), torch.arange(S - 1, device=dev).repeat(T)])
         keys = valid_mask(lengths, T)[:, slots]  # (B, T*S) key padding by slot
         mask = structural_mask(slots, groups, levels).unsqueeze(0) & keys.unsqueeze(1)  # (B, T*S, T*S)
-        query = next_timestamps(timestamps, lengths)  # (B, T)
+        query = next_timestamps(timestamps, lengths, query_time)  # (B, T) time of each next item
         group_ts = query.repeat_interleave(S - 1, dim=1)  # (B, T*(S-1))
         full = torch.full((B,), T * S, dtype=torch.int64, device=dev)
         h = self.backbone(x, torch.cat([timestamps, group_ts], 1), full, mask, torch.cat([query, group_ts], 1))
@@ -293,7 +295,7 @@ class TigerRecommender(nn.Module):
             raise ValueError("training_loss needs a training batch with next_ids (cobra.data.train_loader)")
         lengths, ids, ts, nxt = last_events(batch.lengths, self.config.max_seq_len, batch.ids,
                                             batch.timestamps, batch.next_ids)
-        logits = self.level_logits(ids, ts, lengths, nxt)  # S x (B, T, V_l)
+        logits = self.level_logits(ids, ts, lengths, nxt, request_times(self.config, batch))  # S x (B, T, V_l)
         real = nxt > 0  # (B, T)
         target = self.trie.codes[nxt][real]  # (P, S)
         count = int(real.sum())
@@ -309,13 +311,17 @@ class TigerRecommender(nn.Module):
         return loss, stats
 
     # -- decoding -----------------------------------------------------------------------------------
-    def _step_fn(self, ids: torch.Tensor, timestamps: torch.Tensor, lengths: torch.Tensor):
-        """Build ``step_logits(level, prefixes (B, m, level)) -> (B, m, V_level)`` for one batch."""
+    def _step_fn(self, ids: torch.Tensor, timestamps: torch.Tensor, lengths: torch.Tensor,
+                 query_time: torch.Tensor | None = None):
+        """Build ``step_logits(level, prefixes (B, m, level)) -> (B, m, V_level)`` for one batch.
+
+        ``query_time`` (B,) is the request time (the code tokens' time), None: the last event's time.
+        """
         B, T = ids.shape
         dev = ids.device
         hist = self._item_tokens(ids)  # (B, T, D)
-        query = next_timestamps(timestamps, lengths)  # (B, T), query time of the last item = its own time
-        now = timestamps.gather(1, (lengths - 1).clamp(min=0).unsqueeze(1))  # (B, 1)
+        query = next_timestamps(timestamps, lengths, query_time)  # (B, T), the last item's = the request time
+        now = query.gather(1, (lengths - 1).clamp(min=0).unsqueeze(1))  # (B, 1) time of the code tokens
         slot_pos = self.pos_emb((lengths - 1).clamp(min=0)).unsqueeze(1)  # (B, 1, D)
         t = torch.arange(T, device=dev)
         limit = self.backbone.max_seq_len
@@ -356,7 +362,9 @@ class TigerRecommender(nn.Module):
             batch: :class:`cobra.data.Batch` (ids, timestamps, lengths); rows longer than
                 ``config.max_seq_len`` keep their last events.
             beam_width: ``M`` (default ``config.beam_width``).
-            exclude_history: remove the row's items from the final level (default ``config.exclude_history``).
+            exclude_history: remove the row's history from the final level (default
+                ``config.exclude_history``): ``batch.exclude`` when the batch has it (the evaluator's set,
+                the whole history), else the items of ``batch.ids``.
 
         Returns:
             :class:`cobra.trie.BeamResult`: items (B, M), scores (B, M) log-probs descending, codes (B, M, S).
@@ -364,12 +372,9 @@ class TigerRecommender(nn.Module):
         M = beam_width or self.config.beam_width
         exclude_history = self.config.exclude_history if exclude_history is None else exclude_history
         lengths, ids, ts = last_events(batch.lengths, self.config.max_seq_len, batch.ids, batch.timestamps)
-        exclude = None
-        if exclude_history:
-            exclude = torch.zeros(len(ids), self.config.num_items + 1, dtype=torch.bool, device=ids.device)
-            exclude.scatter_(1, batch.ids, True)  # the whole visible history, not only the kept window
-            exclude[:, 0] = False
-        return constrained_beam_search(self._step_fn(ids, ts, lengths), self.trie, len(ids), M, exclude)
+        exclude = batch.excluded(self.config.num_items) if exclude_history else None
+        step = self._step_fn(ids, ts, lengths, request_times(self.config, batch))
+        return constrained_beam_search(step, self.trie, len(ids), M, exclude)
 
     @torch.no_grad()
     def score(self, batch: Batch) -> torch.Tensor:
@@ -387,15 +392,17 @@ class TigerRecommender(nn.Module):
     def recommend(self, batch: Batch, k: int, exclude_history: bool | None = None) -> torch.Tensor:
         """Top-``k`` real items per row, ``(B, k)`` int64, best first.
 
-        The beam is widened to ``max(M, k + T)`` when the history is excluded (``max(M, k)`` otherwise), which
-        guarantees ``k`` real, distinct, unseen items whenever the catalogue has ``k`` items outside the row's
-        history (each surviving prefix has at least one leaf, at most ``T`` of them are history).
+        The beam is widened to ``max(M, k + E)`` when the history is excluded (``E`` = the most excluded items
+        of a row; ``max(M, k)`` otherwise), which guarantees ``k`` real, distinct, unseen items whenever the
+        catalogue has ``k`` items outside the row's history (each surviving prefix has at least one leaf, at
+        most ``E`` of them are excluded).
 
         Raises:
             ValueError: if some row has fewer than ``k`` candidates (catalogue too small).
         """
         exclude_history = self.config.exclude_history if exclude_history is None else exclude_history
-        width = max(self.config.beam_width, k + (batch.ids.shape[1] if exclude_history else 0))
+        excluded = int(batch.excluded(self.config.num_items).sum(1).max()) if exclude_history else 0
+        width = max(self.config.beam_width, k + excluded)
         items = self.beam_search(batch, width, exclude_history).items[:, :k]  # (B, k)
         if bool((items == 0).any()):
             raise ValueError(f"fewer than k={k} recommendable items for some rows; the catalogue has "

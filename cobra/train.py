@@ -333,15 +333,16 @@ class _Autocast:
 
 def evaluate(model: Trainable, split: LeaveOneOut, which: str = "valid", *,
              max_seq_len: int | None = None, batch_size: int = 512, amp: str = "none",
-             device: torch.device | str | None = None, score_options: dict[str, Any] | None = None
-             ) -> dict[str, float]:
+             device: torch.device | str | None = None, score_options: dict[str, Any] | None = None,
+             per_user: tuple[str, ...] = ()) -> dict[str, Any]:
     """Full-catalogue HR@K / NDCG@K / MRR of ``model`` on ``split`` ("valid" or "test").
 
     Runs in eval mode (dropout off) without gradients and restores the previous mode.
     ``score_options`` are passed to ``model.score`` (e.g. ``{"decode": "direct"}`` for COBRA).
 
     Returns:
-        dict of :class:`cobra.metrics.Evaluator` (``hr@10``, ``ndcg@10``, ..., ``mrr``, ``users``).
+        dict of :class:`cobra.metrics.Evaluator` (``hr@10``, ``ndcg@10``, ..., ``mrr`` floats, ``users``), and
+        ``per_user`` (``{name: (M,) array}``) when ``per_user`` names metrics.
     """
     from cobra.metrics import Evaluator
 
@@ -351,7 +352,8 @@ def evaluate(model: Trainable, split: LeaveOneOut, which: str = "valid", *,
     try:
         evaluator = Evaluator(split, which, max_seq_len or model.config.max_seq_len, batch_size, progress=False)
         recommender = _Autocast(model, device, amp, score_options)
-        return {k: float(v) for k, v in evaluator.evaluate(recommender, device=device).items()}
+        result = evaluator.evaluate(recommender, device=device, per_user=per_user)
+        return {k: v if k == "per_user" else float(v) for k, v in result.items()}
     finally:
         model.train(was_training)
 
@@ -578,7 +580,7 @@ def _run_epochs(run: _Run, state: TrainState, progress: bool, stop_after: int | 
     if tc.compile:
         trainer = torch.compile(trainer)
 
-    windows = TrainWindows(run.split, config.model.max_seq_len)
+    windows = TrainWindows(run.split, config.model.max_seq_len, config.train.windows)
     epochs_this_call = 0
     state.seconds += time.perf_counter() - run.start
     try:

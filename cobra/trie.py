@@ -49,8 +49,9 @@ class SIDTrie(nn.Module):
         num_items: ``N``.
 
     Buffers (not saved in the state dict; rebuilt from ``codes``): ``table_l`` (P_l, V_l) int64 child
-    node or -1, ``leaf_items`` (N,) int64 item id of each leaf, ``codes`` (N + 1, S) int64 with a zero
-    row 0 for padding.
+    node or -1, ``item_node_l`` (N,) int64 the node at depth ``l + 1`` on item ``i + 1``'s path,
+    ``leaf_items`` (N,) int64 item id of each leaf, ``codes`` (N + 1, S) int64 with a zero row 0 for
+    padding.
     """
 
     def __init__(self, codes: torch.Tensor | np.ndarray) -> None:
@@ -72,6 +73,7 @@ class SIDTrie(nn.Module):
             table = torch.full((num_nodes[-1], vocab), -1, dtype=torch.int64)  # (P_l, V_l)
             table[parent, codes[:, level]] = child
             self.register_buffer(f"table_{level}", table, persistent=False)
+            self.register_buffer(f"item_node_{level}", child, persistent=False)  # (N,) item i+1's node
             num_nodes.append(len(uniq))
             parent = child
         if num_nodes[-1] != N:
@@ -128,6 +130,14 @@ class SIDTrie(nn.Module):
             raise ValueError(f"a prefix of length {level} is already a full ID (S = {self.depth})")
         return self.allowed(self.walk(prefixes), level)
 
+    def live_nodes(self, exclude: torch.Tensor, level: int) -> torch.Tensor:
+        """Nodes at depth ``level + 1`` that still lead to an item: exclude (B, N + 1) bool (True = item
+        removed) -> (B, P_{level+1}) bool, True where at least one item under the node is not excluded."""
+        node = getattr(self, f"item_node_{level}")  # (N,)
+        keep = (~exclude[:, 1:].to(torch.bool)).to(torch.int32)  # (B, N)
+        count = keep.new_zeros(keep.shape[0], self.num_nodes[level + 1])  # (B, P_{l+1})
+        return count.index_add_(1, node, keep) > 0
+
     def items_of(self, leaves: torch.Tensor) -> torch.Tensor:
         """Item ids of leaf nodes: (...) int64 (-1 = dead) -> (...) int64 (0 = no item)."""
         items = self.leaf_items[leaves.clamp(min=0)]
@@ -168,7 +178,9 @@ def constrained_beam_search(
 
     At level ``l`` each beam's score is extended by ``log_softmax(logits)`` over the level vocabulary, codes
     the trie forbids get ``-inf``, and the best ``M`` of all ``m * V_l`` extensions of a row survive. After
-    the last level every finite beam is a distinct item. Batched over rows; the only Python loop is over
+    the last level every finite beam is a distinct item. With ``exclude``, a prefix all of whose items are
+    excluded is forbidden at every level, before the cut to ``M`` (:meth:`SIDTrie.live_nodes`), so
+    excluded items (the user's history) never take a beam slot. Batched over rows; the only Python loop is over
     the ``S`` levels.
 
     Args:
@@ -178,7 +190,8 @@ def constrained_beam_search(
         trie: the catalogue's :class:`SIDTrie`.
         batch_size: ``B``.
         beam_width: ``M``.
-        exclude: optional (B, N + 1) bool; True items are removed at the last level (e.g. the history).
+        exclude: optional (B, N + 1) bool; True items are removed (e.g. the history), and so are the
+            prefixes that lead only to them.
 
     Returns:
         :class:`BeamResult` with exactly ``M`` columns.
@@ -199,9 +212,9 @@ def constrained_beam_search(
         logp = torch.log_softmax(logits.float(), dim=-1)  # (B, m, V)
         children = trie.child_nodes(nodes, level)  # (B, m, V)
         ok = children >= 0  # (B, m, V)
-        if exclude is not None and level == S - 1:
-            items = trie.items_of(children)  # (B, m, V)
-            ok &= ~exclude.to(device).gather(1, items.view(B, -1)).view_as(items)
+        if exclude is not None:  # prefixes with no item left outside the exclusion set are dead
+            live = trie.live_nodes(exclude.to(device), level)  # (B, P_{l+1})
+            ok &= live.gather(1, children.clamp(min=0).view(B, -1)).view_as(children)
         cand = torch.where(ok, scores.unsqueeze(-1) + logp, torch.full_like(logp, float("-inf")))  # (B, m, V)
         top, idx = cand.view(B, -1).topk(min(beam_width, cand[0].numel()), dim=1)  # (B, m')
         beam, code = idx // vocab, idx % vocab  # (B, m')

@@ -145,6 +145,7 @@ def test_train_windows_shapes_and_targets(split):
     assert b.next_ids.tolist() == [[5, 0], [6, 0], [3, 4]]
     assert b.timestamps.tolist() == [[50, 0], [30, 0], [1, 1]]
     assert b.lengths.tolist() == [1, 1, 2] and b.users.tolist() == [1, 3, 5] and b.targets is None
+    assert b.query_time.tolist() == [100, 30, 1]  # the time of each window's last target
     one = ds[2]
     assert one["ids"].tolist() == [2, 3] and one["next_ids"].tolist() == [3, 4]
     stacked = collate_batch([ds[0], ds[2]])  # the per-item path gives the same batch
@@ -156,7 +157,7 @@ def test_train_windows_shapes_and_targets(split):
 def test_train_windows_next_ids_shift_inputs():
     df = synthetic_movielens(num_users=40, num_items=50, num_interactions=2000, seed=3)
     loo = leave_one_out(build_sequences(df, 40), 50)
-    for b in train_loader(loo, max_seq_len=16, batch_size=7, shuffle=False):
+    for b in train_loader(loo, max_seq_len=16, batch_size=7, shuffle=False, windows="last"):
         assert b.ids.shape == b.next_ids.shape == (len(b), 16)
         n = b.lengths
         assert torch.all((n >= 1) & (n <= 16))
@@ -171,20 +172,53 @@ def test_train_windows_next_ids_shift_inputs():
         assert last.tolist() == loo.train.items[loo.train.offsets[rows + 1] - 1].tolist()
 
 
+@pytest.mark.parametrize("T", [1, 3, 16, 200])
+def test_all_windows_make_every_training_event_a_target_once(T):
+    df = synthetic_movielens(num_users=40, num_items=50, num_interactions=2000, seed=3)
+    loo = leave_one_out(build_sequences(df, 40), 50)
+    ds = TrainWindows(loo, max_seq_len=T)  # windows="all" is the default
+    seen: dict[int, list[tuple[int, int, int]]] = {}  # user -> (window end, target, its time) per target
+    b = ds.__getitems__(list(range(len(ds))))
+    for r in range(len(b)):
+        n, u = int(b.lengths[r]), int(b.users[r])
+        assert 1 <= n <= T
+        row = loo.train.items[loo.train.offsets[u - 1]:loo.train.offsets[u]]
+        times = loo.train.timestamps[loo.train.offsets[u - 1]:loo.train.offsets[u]]
+        end = int(ds.ends[r] - loo.train.offsets[u - 1])  # one past the window's last event, within the user
+        start = end - n - 1
+        assert b.ids[r, :n].tolist() == row[start:end - 1].tolist()  # inputs: the events before each target
+        assert b.next_ids[r, :n].tolist() == row[start + 1:end].tolist()
+        assert int(b.query_time[r]) == times[end - 1]  # the request time: the last target's
+        seen.setdefault(u, []).extend(zip(range(start + 1, end), row[start + 1:end].tolist(), strict=True))
+    lengths = loo.train.lengths
+    assert ds.num_targets == int((lengths[lengths >= 2] - 1).sum()) == sum(len(v) for v in seen.values())
+    for u, targets in seen.items():  # every event but the user's first, each exactly once
+        assert sorted(i for i, _ in targets) == list(range(1, int(lengths[u - 1])))
+    assert len(ds) == int(np.ceil((lengths[lengths >= 2] - 1) / T).sum())
+    if T >= int(lengths.max()):  # a length that covers every history: one window per user, as "last"
+        last = TrainWindows(loo, max_seq_len=T, windows="last")
+        assert np.array_equal(ds.starts, last.starts) and np.array_equal(ds.ends, last.ends)
+
+
+def test_train_windows_refuses_an_unknown_mode(split):
+    with pytest.raises(ConfigError, match="unknown windows 'every'.*'all', 'last'"):
+        TrainWindows(split, 4, windows="every")
+
+
 def test_train_loader_is_deterministic_under_seed():
     df = synthetic_movielens(num_users=60, num_items=40, num_interactions=1800, seed=1)
     loo = leave_one_out(build_sequences(df, 60), 40)
 
     def users(seed):
-        return [b.users.tolist() for b in train_loader(loo, 8, batch_size=16, seed=seed)]
+        return [b.users.tolist() for b in train_loader(loo, 8, batch_size=16, seed=seed, windows="last")]
 
     first = users(0)
     assert first == users(0)
     assert first != users(1)
     assert sorted(sum(first, [])) == list(range(1, 61))  # every user once per epoch
-    loader = train_loader(loo, 8, batch_size=16, seed=0)
+    loader = train_loader(loo, 8, batch_size=16, seed=0, windows="last")
     assert [b.users.tolist() for b in loader] == first  # first epoch of a fresh loader
-    plain = [b.users.tolist() for b in train_loader(loo, 8, batch_size=16, shuffle=False)]
+    plain = [b.users.tolist() for b in train_loader(loo, 8, batch_size=16, shuffle=False, windows="last")]
     assert sum(plain, []) == list(range(1, 61))
 
 

@@ -29,6 +29,7 @@ SCRIPT = textwrap.dedent(
     split = leave_one_out(build_sequences(df, 96), 60)
     config = get_preset("hstu-cpu", {
         "model.dim": 16, "model.max_seq_len": 10, "model.num_blocks": 1, "epochs": 2, "batch_size": 16,
+        "windows": "last",
         "patience": 0, "device": "cpu", "deterministic": False, "loss": "sampled_softmax", "num_negatives": 8,
         "num_threads": 1,
     })

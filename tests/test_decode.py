@@ -10,14 +10,13 @@ import torch.nn.functional as F
 
 from cobra.cobra_model import CobraConfig, CobraRecommender
 from cobra.config import ConfigError
-from cobra.data import Batch
+from cobra.data import Batch, seen_items
 from cobra.decode import (
     BEAM_FUSIONS,
     DECODERS,
     DecodeConfig,
     nearest_other,
     resolve_decode,
-    seen_items,
     topk_items,
     vid_scores,
 )

@@ -292,7 +292,7 @@ def test_every_model_config_extends_the_backbone_config() -> None:
     from cobra.tiger import TigerConfig
 
     shared = {"num_items", "dim", "num_blocks", "num_heads", "max_seq_len", "dropout", "attention_dim",
-              "linear_dim", "num_time_buckets", "attn_norm", "use_position_bias", "use_time_bias"}
+              "linear_dim", "num_time_buckets", "attn_norm", "use_position_bias", "use_time_bias", "request_time"}
     assert {f.name for f in dataclasses.fields(BackboneConfig)} == shared
     for kind in MODELS.values():
         assert issubclass(kind.config, BackboneConfig)

@@ -130,10 +130,28 @@ def test_generative_presets() -> None:
         assert (big.kind, big.dataset, big.encoder, big.sid_codes, big.train.amp) == (kind, "ml-20m", "qwen3", 128,
                                                                                      "bf16")
         assert (big.model.dim, big.model.num_blocks, big.model.num_heads, big.model.max_seq_len) == (256, 4, 4, 200)
-    cobra = get_preset("cobra-cpu")
-    assert (cobra.model.vid_negatives, cobra.model.vid_id_embedding, cobra.model.decode.mode) == ("catalogue", True,
-                                                                                                  "beam")
+    cobra = get_preset("cobra-cpu")  # as the sources describe it: the VID is the projected text vector alone
+    assert (cobra.model.vid_negatives, cobra.model.vid_id_embedding, cobra.model.sid_loss,
+            cobra.model.decode.mode) == ("catalogue", False, "full-softmax", "beam")
     assert get_preset("tiger-cpu").model.beam_width == 20
+
+
+def test_the_compared_cpu_presets_share_one_recipe() -> None:
+    """Batch, epochs, early stopping, optimiser, windows and seed are the same for every compared model; only the
+    tuned values (the same grid for each) and what is intrinsic to a model differ."""
+    from cobra.bench.quality import QUALITY_MODELS
+    from cobra.presets import CPU_RECIPE, TUNE_GRID, TUNED
+
+    assert set(TUNED) == set(QUALITY_MODELS)
+    for name in QUALITY_MODELS:
+        c = get_preset(name)
+        assert {k: getattr(c.train, k) for k in CPU_RECIPE} == CPU_RECIPE
+        assert c.train.seed == TrainConfig().seed and c.train.windows == "all" and c.model.request_time
+        assert (c.model.dim, c.model.num_blocks, c.model.num_heads, c.model.max_seq_len) == (64, 2, 1, 50)
+        assert {"train.lr": c.train.lr, "model.dropout": c.model.dropout} == TUNED[name]
+        assert all(TUNED[name][k] in values for k, values in TUNE_GRID.items())
+    losses = {get_preset(n).model.loss for n in ("hstu-cpu", "sasrec-cpu", "hstu-sid-cpu")}
+    assert losses == {"full_softmax"} and get_preset("cobra-cpu").model.sid_loss == "full-softmax"
 
 
 def test_nested_overrides_and_bare_keys() -> None:
@@ -390,15 +408,21 @@ def _old_layout(name: str, **train_loss) -> dict:
     dropped = {"cobra": ("attention_dim", "linear_dim"), "tiger": ("attn_norm", "use_position_bias")}
     for key in dropped.get(values["kind"], ()):
         del model[key]
+    del train["windows"], model["request_time"]  # added later (ADDED_KEYS)
     train.update(train_loss)
     return values
+
+
+def _as_old_runs_trained(name: str):
+    """The preset with the values an old file's run was trained with: one window per user, no request time."""
+    return get_preset(name, {"train.windows": "last", "model.request_time": False})
 
 
 @pytest.mark.parametrize("name", ["hstu-cpu", "sasrec-4090d", "hstu-sid-cpu", "cobra-cpu", "tiger-cpu"])
 def test_old_config_json_layout_is_migrated(name: str, tmp_path: Path) -> None:
     old = _old_layout(name)
     (tmp_path / "config.json").write_text(json.dumps(old))
-    assert load_run_config(tmp_path) == get_preset(name)
+    assert load_run_config(tmp_path) == _as_old_runs_trained(name)
     migrated = migrate_run_config(old)
     assert not set(MOVED_LOSS_KEYS) & set(migrated["train"])
     assert "loss" in old["train"]  # the argument is left alone
@@ -411,7 +435,7 @@ def test_old_sequential_loss_settings_move_with_their_values() -> None:
     m = run_config_from_dict(old).model
     assert (m.loss, m.num_negatives, m.temperature) == ("sampled_softmax", 7, 0.2)
     old = _old_layout("cobra-cpu", num_negatives=7, temperature=0.2)  # unused by COBRA: dropped
-    assert run_config_from_dict(old) == get_preset("cobra-cpu")
+    assert run_config_from_dict(old) == _as_old_runs_trained("cobra-cpu")
     both = get_preset("hstu-cpu").to_dict()
     both["train"]["temperature"] = 0.2  # a hand-edited file with two values for one setting
     with pytest.raises(ConfigError, match=r"train\.temperature and model\.temperature"):

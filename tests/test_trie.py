@@ -88,12 +88,14 @@ def _enumerate(trie: SIDTrie, logprob, row: int, codes: np.ndarray) -> list[tupl
     return sorted(scored, reverse=True)
 
 
-def _reference_beam(logprob, row: int, codes: np.ndarray, width: int) -> list[tuple[float, int]]:
-    """Slow, obviously correct constrained beam search in plain Python."""
+def _reference_beam(logprob, row: int, codes: np.ndarray, width: int,
+                    excluded: frozenset[int] = frozenset()) -> list[tuple[float, int]]:
+    """Slow, obviously correct constrained beam search in plain Python; a prefix is valid when it leads to an
+    item outside ``excluded``."""
     rows = [tuple(c) for c in codes.tolist()]
     beams: list[tuple[float, tuple[int, ...]]] = [(0.0, ())]
     for level in range(codes.shape[1]):
-        valid = {r[: level + 1] for r in rows}
+        valid = {r[: level + 1] for i, r in enumerate(rows, start=1) if i not in excluded}
         cand = []
         for score, p in beams:
             lp = logprob(row, p)
@@ -142,3 +144,22 @@ def test_beam_search_exclusion_removes_items() -> None:
         want = [i for _, i in _enumerate(trie, logprob, b, TINY) if i not in banned]
         assert res.items[b, : len(want)].tolist() == want
         assert res.items[b, len(want):].eq(0).all()
+
+
+@pytest.mark.parametrize("width", [1, 2, 4])
+def test_excluded_items_never_take_a_beam_slot_at_any_level(width: int) -> None:
+    """Prefixes whose every item is excluded (a user's history) are dropped before each cut, not after
+    (excluding only at the last level fails this test for widths 2 and 4)."""
+    rng = np.random.default_rng(7)
+    codes = add_uniqueness(rng.integers(0, 3, size=(24, 2)))  # about 9 prefixes of 2-3 items each
+    trie, B = SIDTrie(codes), 8
+    step, logprob = _random_model(trie, B, seed=width)
+    exclude = torch.from_numpy(rng.random((B, 25)) < 0.5)  # half the catalogue seen
+    exclude[:, 0] = False
+    res = constrained_beam_search(step, trie, B, width, exclude)
+    for b in range(B):
+        banned = frozenset(exclude[b].nonzero().flatten().tolist())
+        want = _reference_beam(logprob, b, codes, width, banned)
+        assert res.items[b, : len(want)].tolist() == [i for _, i in want]
+        assert res.scores[b, : len(want)].tolist() == pytest.approx([s for s, _ in want], abs=1e-5)
+        assert not set(res.items[b].tolist()) & banned
