@@ -228,9 +228,12 @@ def _bench_quality_args(p: argparse.ArgumentParser) -> list[argparse.Action]:
     return [
         p.add_argument("--models", help="comma-separated presets "
                        "(default hstu-cpu,sasrec-cpu,hstu-sid-cpu,tiger-cpu,cobra-cpu)"),
-        p.add_argument("--seeds", type=int, help="runs per model, seeds 0..N-1 (default 3)"),
+        p.add_argument("--seeds", type=int, help="runs per model, seeds 0..N-1 (default 5)"),
         p.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE",
                        help="override a setting of every run (repeatable), e.g. model.lambda_vid=0"),
+        p.add_argument("--jobs", type=int, help="runs trained at once, one process each (default 1; resumes)"),
+        p.add_argument("--reference", help="the model the paired tests compare with the others "
+                       "(default cobra-cpu, or the last model)"),
         p.add_argument("--resume", action="store_true", help="reuse finished runs instead of retraining"),
         p.add_argument("--out", help="also write the JSON result to this file"),
     ]
@@ -243,6 +246,35 @@ def _bench_batch_args(p: argparse.ArgumentParser) -> list[argparse.Action]:
         p.add_argument("--seeds", type=int, help="runs per cell, seeds 0..N-1 (default 3)"),
         p.add_argument("--device", help="device of the runs (default the preset's)"),
         p.add_argument("--jobs", type=int, help="runs trained at once, one process each (default 1)"),
+        p.add_argument("--out", help="also write the JSON result to this file"),
+    ]
+
+
+def _bench_tune_args(p: argparse.ArgumentParser) -> list[argparse.Action]:
+    return [
+        p.add_argument("--models", help="comma-separated presets "
+                       "(default hstu-cpu,sasrec-cpu,hstu-sid-cpu,tiger-cpu,cobra-cpu)"),
+        p.add_argument("--jobs", type=int, help="runs trained at once, one process each (default 1)"),
+        p.add_argument("--out", help="also write the JSON result to this file"),
+    ]
+
+
+def _bench_ablate_args(p: argparse.ArgumentParser) -> list[argparse.Action]:
+    return [
+        p.add_argument("--variants", help="comma-separated variants of cobra-cpu (default all; see "
+                       "cobra.bench.ablate.VARIANTS)"),
+        p.add_argument("--seeds", type=int, help="runs per variant (default 1: the preset's seed)"),
+        p.add_argument("--test", action="store_true", help="also report test numbers (for variants chosen on "
+                       "validation)"),
+        p.add_argument("--jobs", type=int, help="runs trained at once, one process each (default 1)"),
+        p.add_argument("--out", help="also write the JSON result to this file"),
+    ]
+
+
+def _bench_jobs_args(p: argparse.ArgumentParser) -> list[argparse.Action]:
+    return [
+        p.add_argument("--models", help="comma-separated presets (default hstu-cpu,tiger-cpu,cobra-cpu)"),
+        p.add_argument("--epochs", type=int, help="epochs per run (default 2)"),
         p.add_argument("--out", help="also write the JSON result to this file"),
     ]
 
@@ -262,6 +294,8 @@ def _bench_scale_args(p: argparse.ArgumentParser) -> list[argparse.Action]:
         p.add_argument("--steps", type=int, help="measured training steps per preset (default 20)"),
         p.add_argument("--eval-budget", type=float, help="seconds: a full evaluation estimated to take longer is "
                        "extrapolated from 2,000 users instead of run (default: always run it)"),
+        p.add_argument("--rescale", metavar="FILE", help="recount the epochs of a measured result for the presets "
+                       "as they are now (no GPU needed; --out may be the same file)"),
         p.add_argument("--out", help="also write the JSON result to this file"),
     ]
 
@@ -269,6 +303,9 @@ def _bench_scale_args(p: argparse.ArgumentParser) -> list[argparse.Action]:
 BENCH_FLAGS: dict[str, Callable[[argparse.ArgumentParser], list[argparse.Action]]] = {
     "quality": _bench_quality_args,
     "batch": _bench_batch_args,
+    "tune": _bench_tune_args,
+    "ablate": _bench_ablate_args,
+    "jobs": _bench_jobs_args,
     "scale": _bench_scale_args,
     "chapters": _bench_chapters_args,
 }  # benchmarks not listed take no flags besides --profile and --json

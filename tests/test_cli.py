@@ -103,7 +103,8 @@ def test_user_mistakes_are_one_error_line(capsys, argv, says):
 @pytest.mark.parametrize(("argv", "extra"), [
     (["bench", "batch", "--set", "model.dim=8"], "--set model.dim=8"),
     (["bench", "batch", "--resume"], "--resume"),
-    (["bench", "quality", "--jobs", "2", "--batch-sizes", "16"], "--jobs 2 --batch-sizes 16"),
+    (["bench", "quality", "--negatives", "in-batch", "--batch-sizes", "16"], "--negatives in-batch --batch-sizes 16"),
+    (["bench", "tune", "--seeds", "2"], "--seeds 2"),
     (["bench", "speed", "--seeds", "2"], "--seeds 2"),
     (["bench", "data", "--out", "x.json"], "--out x.json"),
     (["bench", "sid", "--models", "hstu-cpu"], "--models hstu-cpu"),
@@ -132,7 +133,8 @@ def test_every_benchmark_is_a_module_with_run():
 
     from cobra.bench import BENCHMARKS
 
-    assert sorted(BENCHMARKS) == ["batch", "chapters", "data", "quality", "scale", "sid", "speed"]
+    assert sorted(BENCHMARKS) == ["ablate", "batch", "chapters", "data", "jobs", "quality", "scale", "sid", "speed",
+                                  "tune"]
     for name, bench in BENCHMARKS.items():
         module = importlib.import_module(bench.module)
         assert callable(module.run) and f"python -m cobra bench {name}" in module.__doc__

@@ -328,12 +328,54 @@ def test_bench_quality_curves_decodes_and_out_file(tmp_path: Path) -> None:
     best = max(cobra["decodes"].values(), key=lambda d: d["valid_ndcg@10_mean"])
     assert cobra["decodes"][cobra["best_decode_on_valid"]] == best
     assert result["popular"]["ndcg@10"] == pytest.approx(0.0252, abs=5e-4)
+    for entry in (hstu, cobra):  # per-user test NDCG@10, the mean over seeds, averages to the model's mean
+        assert len(entry["per_user_ndcg@10"]) == 943
+        assert np.mean(entry["per_user_ndcg@10"]) == pytest.approx(entry["ndcg@10_mean"], abs=1e-6)
+    sig, mode = result["significance"], cobra["best_decode_on_valid"]
+    if mode == "beam":  # the preset's own mode won: COBRA is compared as trained
+        assert "chosen" not in cobra and sig["reference"] == "cobra-cpu"
+        assert list(sig["against"]) == ["hstu-cpu"]
+        reference = cobra["per_user_ndcg@10"]
+    else:  # the same runs decoded by the mode validation chose are the reference, and a row of their own
+        chosen = cobra["chosen"]
+        assert chosen["decode"] == mode and chosen["ndcg@10_mean"] == cobra["decodes"][mode]["ndcg@10_mean"]
+        assert np.mean(chosen["per_user_ndcg@10"]) == pytest.approx(chosen["ndcg@10_mean"], abs=1e-6)
+        assert sig["reference"] == f"cobra-cpu:{mode}" and list(sig["against"]) == ["hstu-cpu", "cobra-cpu"]
+        assert sum(f"model.decode.mode={mode}` " in line for line in tb.readme_rows(result)) == 1
+        reference = chosen["per_user_ndcg@10"]
+    pair = sig["against"]["hstu-cpu"]
+    diff = np.mean(reference) - np.mean(hstu["per_user_ndcg@10"])
+    assert pair["diff"] == pytest.approx(diff, abs=1e-6) and pair["ci_low"] <= pair["diff"] <= pair["ci_high"]
+    assert pair["p_holm"] == pytest.approx(pair["p_wilcoxon"]) and pair["significant"] == (pair["p_holm"] < 0.05)
     assert result["overrides"] == tiny
     assert [len(p.name) for p in tmp_path.glob("cobra-cpu-*-seed1")] == [len("cobra-cpu-12345678-seed1")]
     with pytest.raises(ConfigError, match="unknown preset"):
         tb.run(models="cobra-gpu", seeds=1, progress=False)
     with pytest.raises(ConfigError, match="'model.nope'"):
         tb.run(models="cobra-cpu", seeds=1, sets=["model.nope=1"], progress=False)
+    with pytest.raises(ConfigError, match="--reference 'tiger-cpu' is not one of"):
+        tb.bench_quality(["hstu-cpu", "cobra-cpu"], seeds=1, out_dir=tmp_path, reference="tiger-cpu")
+
+
+def test_bench_tune_gives_every_model_the_same_grid_and_picks_on_validation(tmp_path: Path) -> None:
+    from cobra.bench.tune import bench_tune, grid_points
+
+    assert grid_points({"b": (1, 2), "a": ("x",)}) == [{"a": "x", "b": 1}, {"a": "x", "b": 2}]
+    tiny = {"model.dim": 16, "model.max_seq_len": 8, "model.num_blocks": 1, "epochs": 2, "patience": 0}
+    grid = {"train.lr": (1e-3, 1e-2)}
+    result = bench_tune(["hstu-cpu", "sasrec-cpu"], grid=grid, out_dir=tmp_path, overrides=tiny)
+    assert result["grid"] == {"train.lr": [1e-3, 1e-2]} and result["dataset"] == "ml-100k"
+    for entry in result["models"].values():
+        assert [p["overrides"] for p in entry["points"]] == grid_points(grid)
+        best = max(entry["points"], key=lambda p: p["valid_ndcg@10"])
+        assert entry["best"] == best["overrides"]
+        assert all("ndcg@10" not in p and "hr@10" not in p for p in entry["points"])  # no test numbers
+    again = bench_tune(["hstu-cpu"], grid=grid, out_dir=tmp_path, overrides=tiny)  # finished runs are reused
+
+    def keys(entry):
+        return [(p["overrides"], p["valid_ndcg@10"], p["best_epoch"], p["curve"]) for p in entry["points"]]
+
+    assert keys(again["models"]["hstu-cpu"]) == keys(result["models"]["hstu-cpu"])
 
 
 def test_bench_out_file(tmp_path: Path) -> None:
@@ -360,7 +402,8 @@ def test_bench_batch_step_clock(tmp_path):
         bench_batch("hstu-cpu", seeds=1, out_dir=tmp_path)
     with pytest.raises(ConfigError, match="VID negatives"):
         bench_batch(negatives=("nope",), seeds=1, out_dir=tmp_path)
-    tiny = {"model.dim": 16, "model.max_seq_len": 8, "model.num_blocks": 1, "train.eval_batch_size": 1024}
+    tiny = {"model.dim": 16, "model.max_seq_len": 8, "model.num_blocks": 1, "train.eval_batch_size": 1024,
+            "train.windows": "last"}  # one window per user: 943 windows
     result = bench_batch(batch_sizes=(256, 512), negatives=("in-batch", "catalogue"), seeds=1, out_dir=tmp_path,
                          patience=2, steps_per_eval=8, max_evals=2, overrides=tiny, jobs=2)  # 2 processes
     cells = {(c["negatives"], c["batch_size"]): c for c in result["cells"]}
@@ -375,3 +418,43 @@ def test_bench_batch_step_clock(tmp_path):
     first, reused = cells["catalogue", 256]["runs"][0], again["cells"][0]["runs"][0]
     keys = ("ndcg@10", "epochs", "steps")
     assert {k: reused[k] for k in keys} == {k: first[k] for k in keys}
+
+
+def test_bench_ablate_trains_each_variant_of_cobra_and_reports_validation(tmp_path: Path) -> None:
+    from cobra.bench.ablate import VARIANTS, bench_ablate
+    from cobra.decode import DECODERS
+    from cobra.presets import load_run_config
+
+    with pytest.raises(ConfigError, match="unknown ablation variants"):
+        bench_ablate(["sources", "nope"], out_dir=tmp_path)
+    tiny = {"model.dim": 16, "model.max_seq_len": 8, "model.num_blocks": 1, "epochs": 1, "patience": 0}
+    names = ["sources", "SID 1 level, no uniqueness code"]
+    valid_only = bench_ablate(names, out_dir=tmp_path, overrides=tiny)
+    assert list(valid_only["variants"]) == names and valid_only["best_on_valid"] in names
+    assert all("ndcg@10_mean" not in v and "ndcg@10" not in v["runs"][0] for v in valid_only["variants"].values())
+    for v in valid_only["variants"].values():  # every decoding mode on validation; the preset's is the run's own
+        assert set(v["valid_ndcg@10_by_decode"]) == set(DECODERS)
+        assert v["valid_ndcg@10_by_decode"]["beam"] == pytest.approx(v["valid_ndcg@10_mean"], abs=1e-9)
+    best = valid_only["best_on_valid_any_decode"]
+    assert valid_only["variants"][best["variant"]]["valid_ndcg@10_by_decode"][best["decode"]] == max(
+        x for v in valid_only["variants"].values() for x in v["valid_ndcg@10_by_decode"].values())
+    coarse = load_run_config(tmp_path / "sid-1-level-no-uniqueness-code-seed")
+    assert (coarse.sid_levels, coarse.model.sid_levels) == (1, 1) and VARIANTS["sources"] == {}
+    with_test = bench_ablate(names, test=True, out_dir=tmp_path, overrides=tiny)  # the same runs, reused
+    for name in names:
+        v, w = with_test["variants"][name], valid_only["variants"][name]
+        assert v["valid_ndcg@10_mean"] == w["valid_ndcg@10_mean"] and 0 <= v["ndcg@10_mean"] <= 1
+
+
+def test_bench_jobs_times_both_ways_of_running_two_seeds() -> None:
+    from cobra.bench.jobs import bench_jobs, run
+
+    result = bench_jobs(["hstu-cpu"], epochs=1)
+    entry = result["presets"]["hstu-cpu"]
+    assert result["epochs"] == 1 and result["threads"] >= 2
+    assert entry["sequential_s"] > 0 and entry["side_by_side_s"] > 0 and entry["epoch_s_all_threads"] > 0
+    assert entry["speedup"] == pytest.approx(entry["sequential_s"] / entry["side_by_side_s"], rel=0.05)
+    with pytest.raises(ConfigError, match="epochs >= 1"):
+        bench_jobs(["hstu-cpu"], epochs=0)
+    with pytest.raises(ConfigError, match="unknown preset"):
+        run(models="hstu-gpu", progress=False)

@@ -10,6 +10,12 @@ machine hurts every contender alike.
   the ``4090d`` presets' peak memory.
 * ``bench quality [--models a,b] [--seeds 3] [--set K=V ...] [--resume] [--out FILE]``
   (:mod:`cobra.bench.quality`, chapter 10) -- HR@10 / NDCG@10 over seeds for a list of presets.
+* ``bench tune [--models a,b] [--jobs N] [--out FILE]`` (:mod:`cobra.bench.tune`, chapter 10) -- the same
+  grid for every compared preset, chosen on validation.
+* ``bench ablate [--variants a,b] [--seeds N] [--test] [--jobs N] [--out FILE]`` (:mod:`cobra.bench.ablate`,
+  chapter 10) -- COBRA's ablations, on validation first.
+* ``bench jobs [--models a,b] [--epochs N] [--out FILE]`` (:mod:`cobra.bench.jobs`, chapter 10) -- two runs
+  one after the other with every thread, or side by side with half each (what ``--jobs 2`` does).
 * ``bench batch [--batch-sizes 16,64,256] [--negatives in-batch,catalogue] [--seeds 3] [--device D]
   [--jobs N] [--out FILE]`` (:mod:`cobra.bench.batch`, chapter 08) -- COBRA per (VID negatives, batch size).
 * ``bench scale [--models hstu,cobra] [--steps N] [--out FILE]`` (:mod:`cobra.bench.scale`) -- each preset of
@@ -52,6 +58,12 @@ BENCHMARKS: dict[str, Benchmark] = {
                        "cobra.bench.speed"),
     "quality": Benchmark("mean and std of HR@10 / NDCG@10 over seeds for a list of presets, with the popular "
                          "baseline", "cobra.bench.quality"),
+    "tune": Benchmark("validation NDCG@10 of every compared preset on the same grid (lr x dropout), and each "
+                      "one's best point", "cobra.bench.tune"),
+    "ablate": Benchmark("COBRA's ablations (ID embedding, SID levels and uniqueness, negatives, lambda) on "
+                        "validation, and on test for the chosen ones", "cobra.bench.ablate"),
+    "jobs": Benchmark("two runs of a preset one after the other with every thread, and side by side with half "
+                      "each: wall seconds and the ratio", "cobra.bench.jobs"),
     "batch": Benchmark("COBRA's test NDCG@10 per (VID negatives, batch size), trained to convergence on one step "
                        "clock", "cobra.bench.batch"),
     "scale": Benchmark("each preset of the profile on its dataset: input, epoch and full-evaluation time and peak "

@@ -26,21 +26,17 @@ interrupted grid resumes. ``jobs > 1`` trains that many runs at once in separate
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cobra.bench.common import check_out_file, mean_std, write_result
+from cobra.bench.common import check_out_file, fit_runs, mean_std, write_result
 from cobra.config import ConfigError, Interrupted, data_home
 from cobra.data import TrainWindows, load_split
 from cobra.losses import VID_NEGATIVES
-from cobra.presets import RunConfig, get_preset
-from cobra.train import fit
+from cobra.presets import get_preset
 
 BATCH_SIZES = (16, 64, 256)
 NEGATIVES = ("in-batch", "catalogue")
@@ -54,14 +50,6 @@ def batch_overrides(batch_size: int, windows: int, patience: int, steps_per_eval
     eval_every = max(1, round(steps_per_eval * batch_size / windows))
     return {"train.batch_size": batch_size, "train.eval_every": eval_every, "train.patience": patience,
             "train.epochs": eval_every * max_evals}
-
-
-def _fit_quietly(config: RunConfig, run_dir: Path, threads: int) -> dict[str, Any]:
-    """One run in a worker process (``jobs > 1``): ``threads`` CPU threads, no progress bar."""
-    import torch
-
-    torch.set_num_threads(threads)
-    return fit(config, run_dir, resume=True, progress=False)
 
 
 def bench_batch(preset: str = "cobra-cpu", batch_sizes: Sequence[int] = BATCH_SIZES,
@@ -98,7 +86,7 @@ def bench_batch(preset: str = "cobra-cpu", batch_sizes: Sequence[int] = BATCH_SI
             raise ConfigError(f"unknown VID negatives {name!r}; choose from {list(VID_NEGATIVES)}")
     if seeds < 1 or not batch_sizes or min(batch_sizes) < 1:
         raise ConfigError(f"bench batch needs seeds >= 1 and positive batch sizes; got {seeds}, {list(batch_sizes)}")
-    windows = len(TrainWindows(load_split(config.dataset), config.model.max_seq_len))  # per epoch
+    windows = len(TrainWindows(load_split(config.dataset), config.model.max_seq_len, config.train.windows))
     root = Path(out_dir) if out_dir is not None else data_home() / "runs" / "bench-batch"
     tasks = {}
     for name in negatives:
@@ -109,13 +97,7 @@ def bench_batch(preset: str = "cobra-cpu", batch_sizes: Sequence[int] = BATCH_SI
                 if device:
                     sets["train.device"] = device
                 tasks[name, B, seed] = (get_preset(preset, sets), root / f"{name}-b{B}-seed{seed}")
-    if jobs > 1:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {key: pool.submit(_fit_quietly, c, d, threads) for key, (c, d) in tasks.items()}
-            results = {key: f.result() for key, f in futures.items()}
-    else:
-        results = {key: fit(c, d, resume=True, progress=progress) for key, (c, d) in tasks.items()}
+    results = fit_runs(tasks, jobs, progress)
     cells = []
     for name in negatives:
         for B in batch_sizes:

@@ -5,6 +5,8 @@
   it; :func:`check_out_file` refuses a directory before a benchmark starts. Chapters read these files
   back with :func:`cobra.book.load_result`.
 * :func:`mean_std` -- ``{key_mean, key_std}`` over seeds, the sample standard deviation.
+* :func:`fit_runs` -- train a set of runs, one after the other or several at once (``--jobs``), each
+  resuming where it stopped.
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ import json
 import os
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cobra.config import ConfigError
+
+if TYPE_CHECKING:
+    from cobra.presets import RunConfig
 
 
 def mean_std(key: str, values: Sequence[float]) -> dict[str, float]:
@@ -34,10 +39,20 @@ def machine() -> str:
     return f"{os.cpu_count()} CPU cores, torch {torch.__version__}, {gpu}"
 
 
+# Environment variables that change what a command computes (cobra.config), recorded in its command line.
+COMMAND_ENV = ("COBRA_PROFILE", "COBRA_DATASET", "COBRA_ENCODER", "COBRA_MAX_EPOCHS")
+
+
+def command_line() -> str:
+    """This process's ``python -m cobra ...`` line, preceded by the ``COBRA_*`` settings it ran with."""
+    env = " ".join(f"{k}={os.environ[k]}" for k in COMMAND_ENV if os.environ.get(k))
+    return (env + " " if env else "") + "python -m cobra " + " ".join(sys.argv[1:])
+
+
 def write_result(result: dict[str, Any], out: str | None) -> dict[str, Any]:
     """``--out FILE``: also write ``result`` there as indented JSON (parents created).
 
-    The file also records ``command`` (this process's ``python -m cobra ...`` line) and ``machine``,
+    The file also records ``command`` (this process's command line, :func:`command_line`) and ``machine``,
     so a number quoted from it says how to remake it. Returns ``result`` plus those keys and ``out``.
     """
     if not out:
@@ -45,7 +60,7 @@ def write_result(result: dict[str, Any], out: str | None) -> dict[str, Any]:
     check_out_file(out)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"command": "python -m cobra " + " ".join(sys.argv[1:]), "machine": machine(), **result}
+    record = {"command": command_line(), "machine": machine(), **result}
     path.write_text(json.dumps(record, indent=2) + "\n")
     return {**record, "out": str(path)}
 
@@ -55,3 +70,37 @@ def check_out_file(out: str | Path | None) -> None:
     if out and Path(out).is_dir():
         raise ConfigError(f"--out {out} is a directory; a benchmark's --out takes a file to write its JSON result "
                           f"to, e.g. --out {Path(out) / 'bench.json'}")
+
+
+def _fit_quietly(config: RunConfig, run_dir: Path, threads: int) -> dict[str, Any]:
+    """One run in a worker process: ``threads`` CPU threads, no progress bar, resumed where it stopped."""
+    import torch
+
+    from cobra.train import fit
+
+    torch.set_num_threads(threads)
+    return fit(config, run_dir, resume=True, progress=False)
+
+
+def fit_runs(tasks: Mapping[Hashable, tuple[RunConfig, Path]], jobs: int = 1, progress: bool = False
+             ) -> dict[Hashable, dict[str, Any]]:
+    """Train every ``(config, run_dir)`` of ``tasks`` and return ``{key: fit result}``.
+
+    Finished runs are read back and unfinished ones resume (:func:`cobra.train.fit` with ``resume=True``), so
+    an interrupted benchmark continues where it stopped. ``jobs > 1`` trains that many at once, each in its
+    own process with ``cpu_count // jobs`` threads: on a small CPU, two one-thread runs side by side finish
+    sooner than two two-thread runs one after the other (``python -m cobra bench jobs`` measures it).
+    """
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {jobs}")
+    if jobs == 1:
+        from cobra.train import fit
+
+        return {key: fit(c, d, resume=True, progress=progress) for key, (c, d) in tasks.items()}
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {key: pool.submit(_fit_quietly, c, d, threads) for key, (c, d) in tasks.items()}
+        return {key: f.result() for key, f in futures.items()}

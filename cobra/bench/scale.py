@@ -22,14 +22,17 @@ On CPU there is no such counter, so the memory fields are absent there and the r
 
 from __future__ import annotations
 
+import copy
+import json
 import math
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from cobra.bench.common import check_out_file, write_result
+from cobra.bench.common import check_out_file, command_line, machine, write_result
 from cobra.config import ConfigError, get_profile
 from cobra.data import TrainWindows, load_split
 from cobra.datasets import is_synthetic
@@ -97,7 +100,7 @@ def dry_run(name: str, split: Any, *, steps: int = 20, warmup: int = 3, eval_bud
     model = build_model(config, codes, text).to(device)
     trainer = TrainModule(model)
     optimizer = make_optimizer(model, tc.lr, tc.betas, tc.weight_decay)
-    windows = TrainWindows(split, config.model.max_seq_len)
+    windows = TrainWindows(split, config.model.max_seq_len, config.train.windows)
     steps_per_epoch = math.ceil(len(windows) / tc.batch_size)
     batches = _batches(windows, tc.batch_size, tc.seed)
     _reset_peak(device)
@@ -150,17 +153,49 @@ def dry_run(name: str, split: Any, *, steps: int = 20, warmup: int = 3, eval_bud
     return row
 
 
+def rescale_epochs(result: dict[str, Any], split: Any) -> dict[str, Any]:
+    """A :func:`run` result with each preset's epoch recounted for the presets as they are now.
+
+    The seconds per step were measured on a GPU; how many steps make an epoch depends only on the data, the
+    batch size and the training windows (:class:`cobra.data.TrainWindows`), which a CPU can count. A preset
+    whose epoch changed (e.g. every training event became a target) gets the new ``steps_per_epoch`` and
+    ``epoch_seconds`` (measured seconds per step x the new steps), and its ``epoch_seconds_method`` says so.
+    ``result`` is not modified.
+    """
+    out = copy.deepcopy(result)
+    for row in out["presets"]:
+        config = get_preset(row["preset"])
+        windows = TrainWindows(split, config.model.max_seq_len, config.train.windows)
+        steps = math.ceil(len(windows) / row["batch_size"])
+        if steps != row["steps_per_epoch"]:
+            row["epoch_seconds_method"] = (
+                f"seconds per step over {row['steps']} measured steps x {steps} steps per epoch with "
+                f"windows={config.train.windows!r} (counted on the CPU by bench scale --rescale; the "
+                f"measurement's epoch had {row['steps_per_epoch']} steps)")
+            row.update(steps_per_epoch=steps, epoch_seconds=round(row["seconds_per_step"] * steps, 1))
+    return out
+
+
 def run(*, profile: str | None = None, progress: bool = True, models: str | None = None, steps: int | None = None,
-        eval_budget: float | None = None, out: str | None = None) -> dict[str, Any]:
+        eval_budget: float | None = None, out: str | None = None, rescale: str | None = None) -> dict[str, Any]:
     """``python -m cobra bench scale``: :func:`dry_run` for each model's preset of the profile.
 
     Args:
         models: comma-separated model names (default all of :data:`MODELS`). steps: measured training steps
             per preset (default 20). eval_budget: seconds above which one full evaluation is extrapolated
             from a sample instead of run (default: always run it). out: also write the result there (JSON).
+        rescale: a result file of this command: recount its presets' epochs (:func:`rescale_epochs`) on the
+            profile's dataset instead of measuring anything (no GPU needed); ``--out`` may be the same file.
     """
     check_out_file(out)
     prof = get_profile(profile)
+    if rescale:  # the measurement keeps its command and machine; the recount says how it was made
+        measured = json.loads(Path(rescale).read_text())
+        result = rescale_epochs(measured, load_split(measured["dataset"]))
+        result["rescaled"] = {"command": command_line(), "machine": machine()}
+        if out:
+            Path(out).write_text(json.dumps(result, indent=2) + "\n")
+        return result
     names = MODELS if models is None else tuple(m.strip() for m in models.split(",") if m.strip())
     unknown = [m for m in names if m not in MODELS]
     if unknown or not names:
@@ -186,9 +221,9 @@ def chapter_training() -> dict[str, tuple[tuple[str, int, int], ...]]:
     (``EPOCHS`` and its variants; tests/test_full_scale.py keeps the two in step)."""
     from cobra.embeddings import FUSIONS
 
-    return {"05_prefixn": (("hstu", 6, 1), ("hstu-sid", 6, 1 + len(FUSIONS))),
-            "06_hstu": (("hstu", 10, 4), ("sasrec", 10, 1)),
-            "09_decoding": (("cobra", 8, 1),)}
+    return {"05_prefixn": (("hstu", 3, 1), ("hstu-sid", 3, 1 + len(FUSIONS))),
+            "06_hstu": (("hstu", 4, 5), ("sasrec", 4, 1)),
+            "09_decoding": (("cobra", 3, 1),)}
 
 
 def chapter_estimates(scale: dict[str, Any]) -> dict[str, dict[str, Any]]:

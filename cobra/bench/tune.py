@@ -1,0 +1,95 @@
+"""Equal tuning on validation: ``python -m cobra bench tune [--models a,b] [--jobs N] [--out FILE]``.
+
+Explained in chapter 10 (book/10_experiments.py). Every compared model gets the same search: the grid
+:data:`cobra.presets.TUNE_GRID` (learning rate x dropout, four configurations), one run each under the
+shared ``cpu`` recipe (:data:`cobra.presets.CPU_RECIPE`) with the presets' own seed (42, which the
+``bench quality`` seeds 0..4 do not reuse), chosen on **validation** NDCG@10 only. The test split is never
+read for a choice: the result file holds validation numbers alone. The presets' :data:`cobra.presets.TUNED`
+values are the choices of the committed result (``book/results/tune_cpu.json``), which the tests check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from cobra.bench.common import check_out_file, fit_runs, write_result
+from cobra.bench.quality import QUALITY_MODELS
+from cobra.config import ConfigError, Interrupted, data_home
+from cobra.presets import TUNE_GRID, get_preset
+from cobra.runs import validation_curve
+
+
+def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """Every combination of ``grid`` (``{key: values}``) as ``--set`` overrides, in a fixed order."""
+    keys = sorted(grid)
+    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(grid[k] for k in keys))]
+
+
+def _tag(point: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(point, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def bench_tune(models: Sequence[str] = QUALITY_MODELS, grid: Mapping[str, Sequence[Any]] = TUNE_GRID,
+               out_dir: str | Path | None = None, jobs: int = 1, progress: bool = False,
+               overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Validation NDCG@10 of every preset at every grid point, and each preset's best point.
+
+    Args:
+        models: presets, all on one dataset.
+        grid: ``{override key: values}``; every model gets every combination.
+        out_dir: where the runs go (default ``data_home()/runs/bench-tune``), ``<preset>-<hash of point>``;
+            finished runs are reused, unfinished ones resume.
+        jobs: runs trained at once (:func:`cobra.bench.common.fit_runs`).
+        progress: tqdm bars (``jobs == 1`` only).
+        overrides: extra ``--set`` values for every run (tests use a tiny model).
+
+    Returns:
+        dict with grid, models ({preset: {points: [{overrides, valid_ndcg@10, best_epoch, epochs, seconds,
+        curve}], best: overrides of the highest validation NDCG@10 (the first on a tie)}}).
+    """
+    points = grid_points(grid)
+    if not points or not models:
+        raise ConfigError("bench tune needs at least one preset and one grid point")
+    root = Path(out_dir) if out_dir is not None else data_home() / "runs" / "bench-tune"
+    tasks = {(name, i): (get_preset(name, {**(overrides or {}), **point}), root / f"{name}-{_tag(point)}")
+             for name in models for i, point in enumerate(points)}
+    datasets = {config.dataset for config, _ in tasks.values()}
+    if len(datasets) > 1:
+        raise ConfigError(f"bench tune compares presets on one dataset; got {sorted(datasets)}")
+    results = fit_runs(tasks, jobs, progress)
+    out: dict[str, Any] = {}
+    for name in models:
+        rows = []
+        for i, point in enumerate(points):
+            r = results[name, i]
+            rows.append({"overrides": point, "valid_ndcg@10": r["valid_ndcg@10"], "best_epoch": r["best_epoch"],
+                         "epochs": r["epochs"], "seconds": r["seconds"],
+                         "curve": validation_curve(tasks[name, i][1])})
+        best = max(rows, key=lambda row: row["valid_ndcg@10"])  # max keeps the first of equal values
+        out[name] = {"points": rows, "best": best["overrides"]}
+    return {"dataset": datasets.pop(), "grid": {k: list(v) for k, v in grid.items()}, "models": out}
+
+
+def run(*, models: str | None = None, jobs: int | None = None, out: str | None = None,
+        profile: str | None = None, progress: bool = True) -> dict[str, Any]:
+    """``python -m cobra bench tune [--models a,b] [--jobs N] [--out FILE] [--json]``.
+
+    ``profile`` is not used: each preset names its dataset. Interrupted, the same command resumes.
+    """
+    names = list(QUALITY_MODELS) if models is None else [m.strip() for m in models.split(",") if m.strip()]
+    if not names:
+        raise ConfigError("--models names no preset; pass comma-separated presets or leave it out for "
+                          + ",".join(QUALITY_MODELS))
+    check_out_file(out)
+    for name in names:
+        get_preset(name)  # an unknown preset fails now
+    try:
+        result = bench_tune(names, jobs=1 if jobs is None else jobs, progress=progress)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted; run the same command to resume") from None
+    return write_result(result, out)
