@@ -32,7 +32,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export PYDEVD_DISABLE_FILE_VALIDATION ?= 1
 
-.PHONY: setup data book test notebooks lint clean
+.PHONY: setup data book test notebooks student lint clean
 
 setup: $(STAMP)
 
@@ -70,6 +70,11 @@ test: data
 notebooks: data
 	@echo "==> re-executing the chapters and writing their .ipynb pairs"
 	$(PY) -m cobra.book
+	$(PY) -m cobra.book --student
+
+student: setup
+	@echo "==> student editions (solutions left out) in student/"
+	$(PY) -m cobra.book --student
 
 lint: setup
 	$(VENV)/bin/ruff check cobra tests book/*.py

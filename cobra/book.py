@@ -33,7 +33,7 @@ def setup(seed: int | None = None, profile: str | None = None) -> Profile:
     Picks the profile (``$COBRA_PROFILE``, default ``cpu``), seeds Python,
     NumPy and torch, makes CPU kernels deterministic, turns progress bars
     off (they are volatile output that nbval would compare) and sets plot
-    defaults. Returns the :class:`~cobra.config.Profile`.
+    defaults (retina PNGs in a notebook). Returns the :class:`~cobra.config.Profile`.
     """
     import torch
 
@@ -52,6 +52,14 @@ def setup(seed: int | None = None, profile: str | None = None) -> Profile:
         mpl.rcParams.update({"figure.dpi": 100, "figure.figsize": (7.0, 3.6), "axes.grid": True,
                              "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False})
     except ImportError:  # pragma: no cover - matplotlib is a dependency
+        pass
+    try:  # in a notebook: PNGs at twice the pixels, shown at their size, so figures stay sharp on HiDPI screens
+        from IPython import get_ipython
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+        if get_ipython() is not None:
+            set_matplotlib_formats("retina")
+    except ImportError:  # a chapter run as a plain script
         pass
     return prof
 
@@ -144,6 +152,36 @@ def pairing_problems(book_dir: Path = BOOK_DIR) -> list[str]:
     return problems
 
 
+SOLUTION_TAG = "solution"  # cells with this jupytext tag are left out of the student edition
+STUDENT_DIR = BOOK_DIR.parent / "student"
+
+
+def student_edition(py: Path):
+    """Chapter ``py`` for students, as a notebook: every cell tagged ``solution`` is left out (the solutions
+    and their ``{solution-start}`` / ``{solution-end}`` fences) and no cell has outputs; the exercises and the
+    ``cobra.exercises.check`` import stay, so a student can check an answer."""
+    import jupytext
+
+    nb = jupytext.read(py)
+    nb.cells = [c for c in nb.cells if SOLUTION_TAG not in c.metadata.get("tags", [])]
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"cell-{i}"  # stable ids, so a regenerated edition is byte-identical
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    nb.metadata.pop("jupytext", None)
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    return nb
+
+
+def write_student_editions(out: Path = STUDENT_DIR) -> list[Path]:
+    """Write the student edition of every chapter to ``out/NN_slug.ipynb`` (see :func:`student_edition`)."""
+    import jupytext
+
+    out.mkdir(parents=True, exist_ok=True)
+    return [atomic_write(out / py.with_suffix(".ipynb").name, jupytext.writes(student_edition(py), fmt="ipynb"))
+            for py in chapters()]
+
+
 def execute(py: Path, timeout: int = 1800) -> Path:
     """Run chapter ``py`` top to bottom in a fresh kernel and write its paired ``.ipynb``."""
     import jupytext
@@ -165,7 +203,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cobra.book", description=__doc__.split("\n\n")[0])
     parser.add_argument("chapters", nargs="*", type=Path, help="chapter .py files (default: all)")
     parser.add_argument("--check", action="store_true", help="only check the .py/.ipynb pairing")
+    parser.add_argument("--student", action="store_true",
+                        help=f"write the student editions (solutions left out) to {STUDENT_DIR.name}/")
     args = parser.parse_args(argv)
+    if args.student:
+        for path in write_student_editions():
+            print(f"wrote {path}")
+        return 0
     if args.check:
         problems = pairing_problems()
         print("\n".join(problems) or f"{len(chapters())} chapters paired and in sync")

@@ -257,7 +257,10 @@ class SentenceTransformerEncoder:
             from sentence_transformers import SentenceTransformer
 
             self.device = self.device or default_device()
+            from transformers.utils import logging as hf_logging
 
+            bar = hf_logging.is_progress_bar_enabled()
+            hf_logging.disable_progress_bar()  # no "Loading weights" bar: it would land in the chapters' outputs
             try:
                 try:  # local copy / HF cache first: no network when the model is already here
                     self._model = SentenceTransformer(self.model_id, device=self.device, local_files_only=True)
@@ -274,6 +277,9 @@ class SentenceTransformerEncoder:
                     "($HF_HOME); you can also pass a local model directory as the encoder name, or use "
                     f"encoder 'minilm' (fully offline) or 'tfidf' (no model).{self.hint}"
                 ) from None
+            finally:
+                if bar:
+                    hf_logging.enable_progress_bar()
         return self._model
 
     def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = True) -> np.ndarray:
