@@ -41,14 +41,16 @@
 #
 # | chapter | what it builds | package module |
 # |---|---|---|
-# | 01 | MovieLens as sequences, the split, the evaluator, two baselines | `cobra.movielens`, `cobra.data`, `cobra.metrics` |
-# | 02 | item texts and their embeddings | `cobra.text` |
-# | 03–04 | semantic IDs with (balanced) residual k-means, and their diagnostics | `cobra.sid`, `cobra.sid_metrics` |
-# | 05–06 | PrefixN embeddings; HSTU against SASRec | `cobra.embeddings`, `cobra.hstu`, `cobra.sasrec` |
-# | 07–10 | COBRA: interleaving, the dual loss, decoding, experiments | `cobra.interleave`, `cobra.losses`, `cobra.decode` |
+# | {doc}`01 <01_data>` | MovieLens as sequences, the split, the evaluator, two baselines | `cobra.movielens`, `cobra.data`, `cobra.metrics` |
+# | {doc}`02 <02_item_embeddings>` | item texts and their embeddings | `cobra.text` |
+# | {doc}`03 <03_semantic_ids>`–{doc}`04 <04_sid_diagnostics>` | semantic IDs with (balanced) residual k-means, and their diagnostics | `cobra.sid`, `cobra.sid_metrics` |
+# | {doc}`05 <05_prefixn>`–{doc}`06 <06_hstu>` | PrefixN embeddings; HSTU against SASRec | `cobra.embeddings`, `cobra.hstu`, `cobra.sasrec` |
+# | {doc}`07 <07_interleaving>`–{doc}`09 <09_decoding>` | COBRA: interleaving, the dual loss, decoding | `cobra.interleave`, `cobra.cobra_model`, `cobra.losses`, `cobra.decode` |
+# | {doc}`10 <10_experiments>` | five recommenders, TIGER among them, under one protocol | `cobra.tiger`, `cobra.trie`, `cobra.bench`, `cobra.stats` |
 #
-# Chapters 02 onwards are written as the package grows; this edition holds the
-# chapters whose code is in the package today.
+# The {doc}`notation and glossary <notation>` page after the last chapter gives
+# every symbol of the book one meaning and defines the terms the chapters use,
+# each with a link to the chapter that explains it.
 #
 # ## The package and the chapters
 #
@@ -65,11 +67,14 @@
 # (they would make the saved outputs differ from run to run).
 
 # %%
+import textwrap
+
 import pandas as pd
 
 import cobra
 from cobra.book import setup
 from cobra.config import PROFILES
+from cobra.exercises import check
 
 profile = setup()
 print(f"cobra {cobra.__version__}, profile: {profile.name}")
@@ -124,8 +129,90 @@ pd.DataFrame([vars(p) for p in PROFILES.values()]).set_index("name")
 #
 # ## Exercises
 #
-# 1. Run `python -m cobra --help` and list the commands. Which chapters does
-#    each belong to?
-# 2. Set `COBRA_PROFILE=4090d` in a terminal and run `python -c "from cobra.config
-#    import get_profile; print(get_profile())"`. What changes, and what stays?
-# 3. Try `COBRA_PROFILE=tpu`: what does the error message tell you to do?
+# Solutions are folded below each exercise (click to open); try first. Those
+# with one right answer end with `check("00.k", your_answer)`.
+#
+# ```{exercise}
+# :label: ex-00-1
+#
+# Run `python -m cobra --help` and list the commands. Which chapters does
+# each belong to? *A few seconds.* Check the list, sorted, with
+# `check("00.1", commands)`; the solution reads it from `cobra.cli`.
+# ```
+
+# %% [markdown] tags=["solution"]
+# ````{solution-start} ex-00-1
+# :class: dropdown
+# ````
+
+# %% tags=["solution"]
+from cobra.cli import COMMANDS
+
+commands = tuple(sorted(COMMANDS))
+for name in commands:
+    print(f"{name:<10} {COMMANDS[name][0]}")
+check("00.1", commands)
+
+# %% [markdown] tags=["solution"]
+# `data` and `eval` belong to {doc}`chapter 01 <01_data>`, `embed` to
+# {doc}`chapter 02 <02_item_embeddings>`, `sid` to {doc}`chapters 03 and 04
+# <03_semantic_ids>`, `train` and `presets` to {doc}`chapter 06 <06_hstu>`
+# onwards, `import` to the "Your own data" section of chapter 01, and `bench`
+# to the chapters that quote a benchmark (04, 06, 08, 10).
+#
+# ````{solution-end}
+# ````
+
+# %% [markdown]
+# ```{exercise}
+# :label: ex-00-2
+#
+# Set `COBRA_PROFILE=4090d` in a terminal and run `python -c "from cobra.config
+# import get_profile; print(get_profile())"`. What changes, and what stays?
+# *A few seconds.* Check how many of the profile's settings change with
+# `check("00.2", n_changed)`.
+# ```
+
+# %% [markdown] tags=["solution"]
+# ````{solution-start} ex-00-2
+# :class: dropdown
+# ````
+
+# %% tags=["solution"]
+profiles = pd.DataFrame({name: vars(p) for name, p in PROFILES.items()})
+changed = profiles[profiles["cpu"] != profiles["4090d"]]
+n_changed = len(changed)
+print(changed.to_string())
+check("00.2", n_changed)
+
+# %% [markdown] tags=["solution"]
+# The scale changes (data set, encoder, sequence length, semantic-ID
+# codebooks, device); the code and the chapters do not.
+#
+# ````{solution-end}
+# ````
+
+# %% [markdown]
+# ```{exercise}
+# :label: ex-00-3
+#
+# Try `COBRA_PROFILE=tpu`: what does the error message tell you to do? *A
+# second.* An open question: the solution prints the message.
+# ```
+
+# %% [markdown] tags=["solution"]
+# ````{solution-start} ex-00-3
+# :class: dropdown
+# ````
+
+# %% tags=["solution"]
+from cobra.config import ConfigError, get_profile
+
+try:
+    get_profile("tpu")
+except ConfigError as err:
+    print(textwrap.fill(str(err), 88))
+
+# %% [markdown] tags=["solution"]
+# ````{solution-end}
+# ````

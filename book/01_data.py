@@ -30,6 +30,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -40,6 +41,7 @@ import torch
 from cobra.book import glue, setup
 from cobra.data import build_sequences, dataset_summary, eval_batches, leave_one_out
 from cobra.datasets import import_dataset, load_dataset
+from cobra.exercises import check
 from cobra.hstu import time_bucket
 from cobra.metrics import BASELINES, Evaluator, evaluate_baseline, rank_metrics
 from cobra.movielens import DATASETS
@@ -70,15 +72,16 @@ pd.DataFrame(
 
 # %%
 ml = load_dataset(profile.dataset)
-print(f"{ml.num_users} users, {ml.num_items} items, {len(ml.interactions):,} interactions")
+print(f"{ml.num_users} users, {ml.num_items} items, "
+      f"{len(ml.interactions):,} interactions")
 glue("n_ratings", len(ml.interactions))
 ml.interactions.head()
 
 # %% [markdown]
-# Users and items were renumbered to contiguous integers: users `1..U`, items
-# `1..N`, and **0 is reserved for padding**. The original ids are kept in
-# `ml.user_map` and `ml.item_map`. Rows are sorted by user, then time, then
-# item, so two ratings with the same timestamp always come out in the same
+# Users and items were renumbered to contiguous integers: users $1, \dots, U$,
+# items $1, \dots, N$, and **0 is reserved for padding**. The original ids are
+# kept in `ml.user_map` and `ml.item_map`. Rows are sorted by user, then time,
+# then item, so two ratings with the same timestamp always come out in the same
 # order. The item table holds what later chapters turn into text:
 
 # %%
@@ -101,26 +104,30 @@ summary
 lengths = seqs.lengths
 glue("min_len", lengths.min())
 fig, ax = plt.subplots()
-ax.hist(lengths, bins=np.logspace(np.log10(lengths.min()), np.log10(lengths.max()), 40), color="C0")
+ax.hist(lengths, bins=np.logspace(np.log10(lengths.min()), np.log10(lengths.max()), 40),
+        color="C0")
 ax.set_xscale("log")
-ax.axvline(np.median(lengths), color="C3", ls="--", label=f"median {np.median(lengths):.0f}")
-ax.set(xlabel="interactions per user (log scale)", ylabel="users", title="Sequence lengths")
+ax.axvline(np.median(lengths), color="C3", ls="--",
+           label=f"median {np.median(lengths):.0f}")
+ax.set(xlabel="interactions per user (log scale)", ylabel="users",
+       title="Sequence lengths")
 ax.legend()
 plt.show()
 
 # %% [markdown]
 # Every MovieLens user has rated at least {glue:text}`min_len:d` films; a few
-# have rated hundreds. Models see at most `max_seq_len` of the most recent
-# items; the `cpu` profile uses:
+# have rated hundreds. Models see at most `max_seq_len` (written $T$) of the
+# most recent items; the `cpu` profile uses:
 
 # %%
-print(f"max_seq_len = {profile.max_seq_len}: {np.mean(lengths > profile.max_seq_len):.1%} of users are truncated")
+print(f"max_seq_len = {profile.max_seq_len}: "
+      f"{np.mean(lengths > profile.max_seq_len):.1%} of users are truncated")
 
 # %% [markdown]
 # Items are far from equal. A small head of popular films collects a large
 # share of the ratings, while the long tail is rated a few times each: exactly
 # the items an ID-based model knows least about, and where semantic IDs
-# (chapter 03) should help.
+# ({doc}`chapter 03 <03_semantic_ids>`) should help.
 
 # %%
 counts = np.bincount(ml.interactions["item"].to_numpy(), minlength=ml.num_items + 1)[1:]
@@ -128,7 +135,8 @@ ranked = np.sort(counts)[::-1]
 share_top = ranked[: len(ranked) // 10].sum() / ranked.sum()
 fig, ax = plt.subplots()
 ax.loglog(np.arange(1, len(ranked) + 1), ranked, color="C0")
-ax.set(xlabel="item rank by popularity", ylabel="ratings", title="Item popularity (log-log)")
+ax.set(xlabel="item rank by popularity", ylabel="ratings",
+       title="Item popularity (log-log)")
 plt.show()
 print(f"the top 10% of items receive {share_top:.1%} of all ratings; "
       f"{np.mean(counts < 5):.1%} of items have fewer than 5")
@@ -136,7 +144,7 @@ print(f"the top 10% of items receive {share_top:.1%} of all ratings; "
 # %% [markdown]
 # ## Time between interactions
 #
-# HSTU (chapter 06) uses the time gap between interactions, bucketed on a log
+# HSTU ({doc}`chapter 06 <06_hstu>`) uses the time gap between interactions, bucketed on a log
 # scale: bucket $= \lfloor \ln(\max(\Delta t, 1)) / 0.301 \rfloor$, clamped to
 # $[0, 128]$. Here are the gaps between consecutive ratings of the same user,
 # on a log axis, with those bucket edges drawn every fifth bucket.
@@ -146,7 +154,8 @@ ts = seqs.timestamps
 same_user = np.ones(len(ts), dtype=bool)
 same_user[seqs.offsets[1:-1]] = False  # the first event of each user has no predecessor
 gaps = np.diff(ts)[same_user[1:]]
-print(f"{len(gaps):,} gaps; {np.mean(gaps == 0):.1%} are zero (ratings entered in the same second)")
+print(f"{len(gaps):,} gaps; {np.mean(gaps == 0):.1%} are zero "
+      "(ratings entered in the same second)")
 
 fig, ax = plt.subplots()
 positive = gaps[gaps > 0]
@@ -154,9 +163,12 @@ ax.hist(positive, bins=np.logspace(0, np.log10(positive.max()), 60), color="C0")
 ax.set_xscale("log")
 for b in range(0, 70, 5):
     ax.axvline(np.exp(b * 0.301), color="C3", lw=0.6, alpha=0.6)
-for label, sec in [("1 min", 60), ("1 hour", 3600), ("1 day", 86400), ("1 month", 30 * 86400)]:
-    ax.text(sec, ax.get_ylim()[1] * 0.9, label, rotation=90, va="top", ha="right", fontsize=8)
-ax.set(xlabel="seconds to the next rating (log scale); red lines: HSTU time-bucket edges",
+for label, sec in [("1 min", 60), ("1 hour", 3600), ("1 day", 86400),
+                   ("1 month", 30 * 86400)]:
+    ax.text(sec, ax.get_ylim()[1] * 0.9, label, rotation=90, va="top", ha="right",
+            fontsize=8)
+ax.set(xlabel="seconds to the next rating (log scale); "
+              "red lines: HSTU time-bucket edges",
        ylabel="gaps", title="Time between consecutive ratings")
 plt.show()
 
@@ -167,7 +179,9 @@ plt.show()
 
 # %%
 examples = torch.tensor([0, 1, 60, 3600, 86400, 30 * 86400, 365 * 86400])
-pd.DataFrame({"gap (s)": examples.numpy(), "bucket": time_bucket(examples).numpy()}).set_index("gap (s)").T
+pd.DataFrame(
+    {"gap (s)": examples.numpy(), "bucket": time_bucket(examples).numpy()}
+).set_index("gap (s)").T
 
 # %% [markdown]
 # ## The leave-one-out split
@@ -182,7 +196,9 @@ user = 1
 row = seqs.items[seqs.offsets[user - 1]: seqs.offsets[user]]
 titles = ml.items.set_index("item")["title"]
 print(f"user {user}: {len(row)} ratings")
-print("  last training items:", [titles[i] for i in row[-5:-2]])
+print("  last training items:")
+for i in row[-5:-2]:
+    print(" " * 22, titles[i])
 print("  validation target:  ", titles[row[-2]])
 print("  test target:        ", titles[row[-1]])
 
@@ -194,7 +210,8 @@ print("  test target:        ", titles[row[-1]])
 
 # %%
 batch = next(eval_batches(split, "test", max_seq_len=profile.max_seq_len, batch_size=4))
-print("ids", tuple(batch.ids.shape), "timestamps", tuple(batch.timestamps.shape), "lengths", batch.lengths.tolist())
+print("ids", tuple(batch.ids.shape), "timestamps", tuple(batch.timestamps.shape),
+      "lengths", batch.lengths.tolist())
 print("targets", batch.targets.tolist())
 
 # %% [markdown]
@@ -205,11 +222,11 @@ print("targets", batch.targets.tolist())
 # target itself is never removed), and reads off where the target landed.
 # With the target at 0-based rank $r$:
 #
-# - **HR@K** (hit rate): 1 if $r < K$, else 0;
-# - **NDCG@K**: $1/\log_2(r+2)$ if $r < K$, else 0 (one relevant item, so no normaliser);
+# - **HR@k** (hit rate): 1 if $r < k$, else 0;
+# - **NDCG@k**: $1/\log_2(r+2)$ if $r < k$, else 0 (one relevant item, so no normaliser);
 # - **MRR**: $1/(r+1)$.
 #
-# We report K = 1, 5, 10, 50, 200, averaged over users.
+# We report the cut-offs $k$ = 1, 5, 10, 50, 200, averaged over users.
 #
 # **Ties.** If several items share the target's score, where does the target
 # go? Counting it first flatters a model that outputs constants; counting it
@@ -244,7 +261,9 @@ print(f"MRR by enumeration {brute:.4f} == {float(m['mrr'][0]):.4f}")
 # the same interface every model in this book implements.
 
 # %%
-results = pd.DataFrame([evaluate_baseline(name, profile.dataset, split="test") for name in BASELINES])
+results = pd.DataFrame(
+    [evaluate_baseline(name, profile.dataset, split="test") for name in BASELINES]
+)
 hr10 = results.set_index("model")["hr@10"]
 glue("popular_hr10", hr10["popular"])
 glue("popular_one_in", 1 / hr10["popular"])
@@ -256,13 +275,19 @@ results.set_index("model").drop(columns="split").round(4)
 # prints the same numbers:
 
 # %%
-cli = subprocess.run([sys.executable, "-m", "cobra", "eval", "--baseline", "popular", "--dataset",
-                      profile.dataset, "--json"], capture_output=True, text=True, check=True)
+cli = subprocess.run([sys.executable, "-m", "cobra", "eval", "--baseline", "popular",
+                      "--dataset", profile.dataset, "--json"],
+                     capture_output=True, text=True, check=True)
 from_cli = json.loads(cli.stdout.strip().splitlines()[-1])
 from_book = results.set_index("model").loc["popular"].to_dict()
-assert all(from_cli[k] == from_book[k] for k in from_cli if k != "model"), (from_cli, from_book)
+assert all(from_cli[k] == from_book[k] for k in from_cli if k != "model"), (
+    from_cli, from_book
+)
 print("python -m cobra eval --baseline popular --dataset", profile.dataset, "--json")
-print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in from_cli.items()}))
+# the command prints one JSON line; we wrap it (at spaces, so still valid JSON)
+print(textwrap.fill(json.dumps(
+    {k: round(v, 4) if isinstance(v, float) else v for k, v in from_cli.items()}
+), 88))
 
 # %% [markdown]
 # Popularity already puts the test film in the top 10 for
@@ -273,7 +298,8 @@ print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in from
 
 # %%
 valid = Evaluator(split, "valid").evaluate(BASELINES["popular"](split, 0))
-print(f"popular on the validation split: HR@10 {valid['hr@10']:.4f}, NDCG@10 {valid['ndcg@10']:.4f}")
+print(f"popular on the validation split: HR@10 {valid['hr@10']:.4f}, "
+      f"NDCG@10 {valid['ndcg@10']:.4f}")
 
 # %% [markdown]
 # ## Your own data
@@ -295,10 +321,14 @@ with tempfile.TemporaryDirectory() as tmp:
     log_file.write_text("user,item,timestamp\nana,tea,1700000300\nana,cake,1700000000\n"
                         "ben,tea,1700000100\nben,soup,1700000050\n")
     mine = import_dataset("my-log", log_file, root=Path(tmp))
-print(f"{mine.num_users} users, {mine.num_items} items; item 1 is {mine.items['key'][0]!r}")
-stand_in = SYNTHETIC["ml-20m-synthetic"]  # generated on first use by load_dataset("ml-20m-synthetic")
-for key, value in [("synth_users", stand_in.num_users), ("synth_items", stand_in.num_items),
-                   ("synth_events", stand_in.num_interactions), ("synth_dim", stand_in.dim)]:
+print(f"{mine.num_users} users, {mine.num_items} items; "
+      f"item 1 is {mine.items['key'][0]!r}")
+# generated on first use by load_dataset("ml-20m-synthetic")
+stand_in = SYNTHETIC["ml-20m-synthetic"]
+for key, value in [("synth_users", stand_in.num_users),
+                   ("synth_items", stand_in.num_items),
+                   ("synth_events", stand_in.num_interactions),
+                   ("synth_dim", stand_in.dim)]:
     glue(key, value)
 mine.interactions
 
@@ -321,18 +351,140 @@ mine.interactions
 # - Each user becomes a chronological sequence (ties broken by item id); the
 #   last item is the test target, the second last the validation target.
 # - The evaluator ranks the whole catalogue with the user's history removed and
-#   reports HR@K, NDCG@K and MRR, with ties handled as an exact expectation.
-# - `popular` sets the bar: every model from chapter 06 on must clear it.
+#   reports HR@k, NDCG@k and MRR, with ties handled as an exact expectation.
+# - `popular` sets the bar: every model from {doc}`chapter 06 <06_hstu>` on must
+#   clear it.
 #
 # ## Exercises
 #
-# 1. How many users would be left out of evaluation if we required 50 ratings
-#    instead of {glue:text}`min_len:d`? Use `seqs.lengths`.
-# 2. Write a recommender that scores items by how often they were rated in the
-#    *last month* of the training data, and score it with `Evaluator`. Does
-#    recency beat all-time popularity?
-# 3. Remove the history filter (pass your own `score` that leaves history
-#    items in place, or compare with `rank_metrics(..., exclude=None)`): how
-#    much do popular's numbers drop, and why?
-# 4. Make a recommender that gives every item the score 0. Predict its HR@10
-#    before running it, using the tie rule.
+# Each exercise says how long it takes on the `cpu` profile. Those with one
+# right answer end with a check: `check("01.1", your_answer)` prints whether
+# it is right, with a hint if not. Solutions are folded below each exercise
+# (click to open); try first.
+#
+# ```{exercise}
+# :label: ex-01-1
+#
+# How many users would be left out of evaluation if we required 50 ratings
+# instead of {glue:text}`min_len:d`? Use `seqs.lengths`. *About a second.*
+# Check: `check("01.1", n_users)`.
+# ```
+
+# %% [markdown] tags=["solution"]
+# ````{solution-start} ex-01-1
+# :class: dropdown
+# ````
+
+# %% tags=["solution"]
+n_users = int((seqs.lengths < 50).sum())
+print(f"{n_users} of {len(seqs.lengths)} users have fewer than 50 ratings")
+check("01.1", n_users)
+
+# %% [markdown] tags=["solution"]
+# ````{solution-end}
+# ````
+
+# %% [markdown]
+# ```{exercise}
+# :label: ex-01-2
+#
+# Write a recommender that scores items by how often they were rated in the
+# *last month* of the training data, and score it with `Evaluator`. Does
+# recency beat all-time popularity? *A few seconds.* An open question: the
+# solution prints both models' test HR@10 and NDCG@10 to compare with yours.
+# ```
+
+# %% [markdown] tags=["solution"]
+# ````{solution-start} ex-01-2
+# :class: dropdown
+# ````
+
+# %% tags=["solution"]
+class RecentPopular:
+    """Scores every film by its ratings in the last 30 days of the training data."""
+
+    def __init__(self, split, days: int = 30) -> None:
+        recent = split.train.timestamps >= split.train.timestamps.max() - days * 86_400
+        counts = np.bincount(split.train.items[recent], minlength=split.num_items + 1)
+        self.scores = torch.from_numpy(counts.astype(np.float32))  # (N + 1,)
+
+    def score(self, batch):
+        return self.scores.expand(len(batch), -1).clone()  # (B, N + 1)
+
+
+recent = Evaluator(split, "test", progress=False).evaluate(RecentPopular(split))
+popular = evaluate_baseline("popular", profile.dataset, split="test")
+print(f"last month: HR@10 {recent['hr@10']:.4f}, NDCG@10 {recent['ndcg@10']:.4f}")
+print(f"all time:   HR@10 {popular['hr@10']:.4f}, NDCG@10 {popular['ndcg@10']:.4f}")
+
+# %% [markdown] tags=["solution"]
+# The last month of MovieLens-100K's training data holds the ratings of the
+# users who were active at the end; their tastes lead the test targets of
+# those same users. Compare the two lines above: whichever wins, the gap is
+# the value of knowing *when* a film was popular.
+#
+# ````{solution-end}
+# ````
+
+# %% [markdown]
+# ```{exercise}
+# :label: ex-01-3
+#
+# Remove the history filter: score `popular` on the test batches and call
+# `rank_metrics(scores, batch.targets, None)` instead of passing
+# `batch.exclude`. What is its HR@10 then, and why does it drop? *A second.*
+# Check: `check("01.3", hr10)`.
+# ```
+
+# %% [markdown] tags=["solution"]
+# ````{solution-start} ex-01-3
+# :class: dropdown
+# ````
+
+# %% tags=["solution"]
+ranker = BASELINES["popular"](split, 0)
+hits = [rank_metrics(ranker.score(b), b.targets, None)["hr@10"]
+        for b in eval_batches(split, "test", max_seq_len=50, batch_size=512)]
+hr10 = float(torch.cat(hits).mean())
+print(f"popular without the history filter: HR@10 {hr10:.4f}")
+print(f"popular with it:                    HR@10 {popular['hr@10']:.4f}")
+check("01.3", hr10)
+
+# %% [markdown] tags=["solution"]
+# Without the filter, the most popular films, which most users have already
+# rated, fill the top 10; the evaluator's filter gives those slots to films
+# the user could still watch.
+#
+# ````{solution-end}
+# ````
+
+# %% [markdown]
+# ```{exercise}
+# :label: ex-01-4
+#
+# Make a recommender that gives every item the score 0. Predict its HR@10
+# before running it, using the tie rule, then run it. *A second.* Check:
+# `check("01.4", hr10)` with your prediction.
+# ```
+
+# %% [markdown] tags=["solution"]
+# ````{solution-start} ex-01-4
+# :class: dropdown
+# ````
+
+# %% tags=["solution"]
+history = split.history("test")
+# every film but the user's history; the target stays
+candidates = split.num_items - history.lengths
+predicted = float(np.mean(10 / candidates))
+print(f"predicted HR@10 = mean of 10 / candidates = {predicted:.5f}")
+check("01.4", predicted)
+
+# %% [markdown] tags=["solution"]
+# Under the tie rule a target tied with all `c` candidates lands at each rank
+# with probability `1 / c`, so HR@10 is `10 / c` per user. (A user whose
+# history repeats a film has one candidate more than this formula counts;
+# MovieLens has no repeats.)
+#
+# ````{solution-end}
+# ````
