@@ -57,8 +57,8 @@ def test_chapter_estimates_from_a_scale_result():
              "eval_peak_gb": 1.0} for m in ("hstu", "sasrec", "hstu-sid", "tiger", "cobra")]
     est = chapter_estimates({"presets": rows})
     assert set(est) == set(chapter_training())
-    assert est["09_decoding"]["seconds"] == 8 * (10 + 2) + 2  # one run: 8 epochs with validation, one test
-    assert est["06_hstu"]["seconds"] == 5 * (10 * 12 + 2) and est["06_hstu"]["peak_gpu_gb"] == 3.0
+    assert est["09_decoding"]["seconds"] == 3 * (10 + 2) + 2  # one run: 3 epochs with validation, one test
+    assert est["06_hstu"]["seconds"] == 6 * (4 * 12 + 2) and est["06_hstu"]["peak_gpu_gb"] == 3.0
 
 
 def test_readme_full_scale_tables_match_the_committed_results():
@@ -76,3 +76,21 @@ def test_readme_full_scale_tables_match_the_committed_results():
     assert chapters["estimates"] == chapter_estimates(scale)  # the file's estimates are the function's
     peak = max(max(r["train_peak_gb"], r["eval_peak_gb"]) for r in scale["presets"])
     assert f"The largest peak is {peak:.2f} GB" in readme and peak <= 24
+
+
+def test_rescale_recounts_epochs_for_the_current_presets():
+    """A measured result keeps its seconds per step; only the epoch's step count (and so its seconds) follows the
+    presets' training windows."""
+    from cobra.bench.scale import rescale_epochs
+    from cobra.data import TrainWindows, build_sequences, leave_one_out, synthetic_movielens
+
+    split = leave_one_out(build_sequences(synthetic_movielens(300, 80, 300 * 60, seed=1), 300), 80)
+    rows = [{"preset": name, "batch_size": 64, "steps": 20, "seconds_per_step": 0.5, "steps_per_epoch": 3,
+             "epoch_seconds": 2.5, "epoch_seconds_method": "measured"} for name in ("hstu-4090d", "cobra-4090d")]
+    result = {"presets": rows, "machine": "one GPU"}
+    out = rescale_epochs(result, split)
+    windows = len(TrainWindows(split, 200, "all"))
+    for row in out["presets"]:
+        assert row["steps_per_epoch"] == -(-windows // 64) and row["epoch_seconds"] == round(0.5 * -(-windows // 64), 1)
+        assert "windows='all'" in row["epoch_seconds_method"] and "had 3 steps" in row["epoch_seconds_method"]
+    assert rows[0]["steps_per_epoch"] == 3 and out["machine"] == "one GPU"  # the input is left alone
