@@ -20,7 +20,7 @@
 # evenly they use the codebook, and how often films collide, and we see how the
 # codebook size `K` trades collisions against reconstruction.
 #
-# **Run time.** About 1 min on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
+# **Run time.** About 15 s on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
 #
 # The metrics live in `cobra.sid_metrics` (`sid_report`, `normalized_entropy`,
 # `collision_rates`, `level_stats`); the benchmark that runs them at

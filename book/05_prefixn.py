@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import TqdmWarning
 
-from cobra.book import glue, load_result, setup, subsample
+from cobra.book import claim, glue, load_result, setup, subsample
 from cobra.data import load_split
 from cobra.datasets import load_dataset
 from cobra.embeddings import FUSIONS, PrefixNEmbedding, build_item_embedding, tuple_hash
@@ -467,9 +467,10 @@ glue("n_with_prefixn", len(gain))
 glue("test_ndcg_id", table_05.loc["ID only", "test ndcg@10"])
 glue("test_ndcg_mlp", table_05.loc["ID + PrefixN, mlp", "test ndcg@10"])
 # what the text below reads off the table
-assert (gain > 0).all() and gain.idxmin() == "ID + PrefixN, mlp"
+claim((gain > 0).all(), "every variant with PrefixN leads IDs on validation")
+claim(gain.idxmin() == "ID + PrefixN, mlp", "mlp is the weakest fusion")
 test_ndcg = table_05["test ndcg@10"]
-assert (test_ndcg.drop("ID only") > test_ndcg["ID only"]).all()
+claim((test_ndcg.drop("ID only") > test_ndcg["ID only"]).all(), "the test split agrees")
 table_05.round(4)
 
 # %%

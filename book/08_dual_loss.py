@@ -161,7 +161,8 @@ logits_sid = (F.normalize(hidden[sid_pos], dim=-1) @ F.normalize(vocab, dim=-1).
 my_sid = F.cross_entropy(logits_sid, true_sid)
 print(f"{config.sid_loss}: V = {vocab.shape[0]} SIDs; "
       f"loss_sid by hand {float(my_sid):.4f}, from the model {parts['loss_sid']:.4f}")
-assert math.isclose(float(my_sid), parts["loss_sid"], rel_tol=1e-4)
+if config.sid_loss == "full-softmax":  # the cpu preset (4090d samples its negatives)
+    assert math.isclose(float(my_sid), parts["loss_sid"], rel_tol=1e-4)
 
 # %% [markdown]
 # The source article keeps HSTU's recipe {cite}`zhai2024hstu` instead, which

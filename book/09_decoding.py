@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import TqdmWarning
 
-from cobra.book import glue, load_result, setup
+from cobra.book import claim, glue, load_result, setup
 from cobra.data import eval_batches
 from cobra.datasets import load_dataset
 from cobra.decode import BEAM_FUSIONS, COBRA_MODES, DecodeConfig, topk_items
@@ -355,9 +355,12 @@ glue("ndcg_sparse", quality.loc["sparse", "NDCG@10"])
 glue("ndcg_popular", popular["ndcg@10"])
 # the order the text below describes
 ndcg10 = quality["NDCG@10"]
-assert ndcg10.idxmax() == "sparse" and ndcg10.idxmin() == "neighbor"
-assert ndcg10["soft"] > ndcg10["beam (softmax)"] > ndcg10["direct"]
-assert ndcg10["direct"] < popular["ndcg@10"] < ndcg10["beam (softmax)"]
+claim(ndcg10.idxmax() == "sparse" and ndcg10.idxmin() == "neighbor",
+      "sparse is best, neighbor worst")
+claim(ndcg10["soft"] > ndcg10["beam (softmax)"] > ndcg10["direct"],
+      "soft, then beam, then direct")
+claim(ndcg10["direct"] < popular["ndcg@10"] < ndcg10["beam (softmax)"],
+      "direct is below popular, beam above")
 
 # %%
 fig, ax = plt.subplots(figsize=(6.4, 3.8))
@@ -424,8 +427,8 @@ print(f"beam M = 1 equals direct ({sweep[0]:.4f}); "
       f"best M = {widths[max(range(len(widths)), key=sweep.__getitem__)]}")
 for m, ms in zip(widths, sweep_ms, strict=True):
     print(f"  M = {m:>2}: {ms:.2f} ms per user")
-# the text below says: quality rises with every doubling
-assert all(a < b for a, b in zip(sweep[:-1], sweep[1:], strict=True))
+claim(all(a < b for a, b in zip(sweep[:-1], sweep[1:], strict=True)),
+      "quality rises with every doubling of M")
 glue("best_width", widths[max(range(len(widths)), key=sweep.__getitem__)])
 best_width_ratio = glue("best_width_ratio", max(sweep) / sweep[0])
 

@@ -304,8 +304,9 @@ tiger_config = get_preset("tiger-cpu")
 codes = semantic_ids(tiger_config.dataset, tiger_config.encoder,
                      sid_config_of(tiger_config))
 torch.manual_seed(0)
-tiger = build_model(tiger_config, codes, num_items=split.num_items).eval()
-batch = next(eval_batches(split, "test", tiger_config.model.max_seq_len,
+tiger_split = load_split(tiger_config.dataset)  # ML-100K on the cpu profile
+tiger = build_model(tiger_config, codes, num_items=tiger_split.num_items).eval()
+batch = next(eval_batches(tiger_split, "test", tiger_config.model.max_seq_len,
                           batch_size=128))
 with torch.no_grad():
     beams = tiger.beam_search(batch)  # items (B, M), scores (B, M), codes (B, M, 4)
@@ -318,7 +319,7 @@ print(f"{len(batch)} users x {beams.items.shape[1]} beams: {int(real.sum())} fil
       f"{same_codes.float().mean():.0%}, already seen {seen.float().mean():.0%}")
 assert same_codes.all() and not seen.any()
 tiger_beams = glue("tiger_beams", beams.items.shape[1])
-n_tied = glue("n_tied", split.num_items - tiger_beams)
+n_tied = glue("n_tied", tiger_split.num_items - tiger_beams)
 
 # %% [markdown]
 # Every beam is a real film the user has not seen. The price of a beam is
@@ -444,10 +445,10 @@ pd.DataFrame(pairs).T[["diff", "ci_low", "ci_high", "p_wilcoxon"]].round(4)
 # (p = {glue:text}`pair_hstu_sasrec_p:.2f`). The paper's gap grows with the
 # data; MovieLens-100K is the smallest set, and its timestamps are mostly
 # rating sessions, so HSTU's time bias has little to work with
-# ({doc}`chapter 06 <06_hstu>`). What held up is a caveat for any small
-# benchmark: under the book's earlier protocol (one training window per
-# user, presets not tuned on validation) HSTU trailed SASRec; chapter 06
-# measures what each change of the protocol does.
+# ({doc}`chapter 06 <06_hstu>`). A caveat for any small benchmark: under
+# the book's earlier protocol (one training window per user, presets not
+# tuned on validation) HSTU trailed SASRec; chapter 06 measures what each
+# change of the protocol does.
 #
 # **Semantic IDs as features.** PrefixN rows added to the IDs give the best
 # mean ({glue:text}`pair_hstu_sid_hstu_gain:+.0%` over HSTU), but not a
@@ -457,7 +458,7 @@ pd.DataFrame(pairs).T[["diff", "ci_low", "ci_high", "p_wilcoxon"]].round(4)
 # difference between ID-based models the test does find
 # (p = {glue:text}`pair_hstu_sid_sasrec_p:.3f`).
 #
-# **TIGER and COBRA.** COBRA as its paper and the sources describe it beats
+# **TIGER and COBRA.** COBRA as the sources describe it beats
 # TIGER clearly ({glue:text}`pair_cobra_tiger_gain:+.0%`,
 # p = {glue:text}`pair_cobra_tiger_p:.1g`), as the COBRA paper finds on
 # Amazon Beauty; generating codes alone is the weakest way to use semantic
@@ -480,8 +481,9 @@ pd.DataFrame(pairs).T[["diff", "ci_low", "ci_high", "p_wilcoxon"]].round(4)
 # softmax over films, and ranking by it is what HSTU + PrefixN does with a
 # different input sequence.
 #
-# **What this benchmark cannot say.** MovieLens-100K has 943 users and 1,682
-# films. The papers' claims are about catalogues of millions, where a softmax
+# **What this benchmark cannot say.** MovieLens-100K has
+# {glue:text}`n_users:,d` users and {glue:text}`n_items:,d` films. The papers'
+# claims are about catalogues of millions, where a softmax
 # over items is too expensive and a semantic ID is a *category* the dense
 # step must search inside; the `4090d` presets run the same code on
 # MovieLens-20M, and that is where the dense step should be tested next.
