@@ -236,7 +236,8 @@ my_vid = F.cross_entropy(F.normalize(q_vid, dim=-1) @ all_vids.T / config.temper
                          pos_vid - 1)
 print(f"loss_vid by hand {float(my_vid):.4f}, from the model {parts['loss_vid']:.4f}")
 assert math.isclose(float(my_vid), parts["loss_vid"], rel_tol=1e-4)
-total = float(my_sid) + config.lambda_vid * float(my_vid)
+# the sparse half as the model computed it (by hand above, where it is a full softmax)
+total = parts["loss_sid"] + config.lambda_vid * float(my_vid)
 assert math.isclose(total, float(loss), rel_tol=1e-4)
 print(f"loss = loss_sid + lambda * loss_vid = {total:.4f}: equal to training_loss")
 
