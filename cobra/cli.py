@@ -224,6 +224,14 @@ def _sid(args: argparse.Namespace) -> dict[str, Any]:
 # One subcommand per benchmark (cobra.bench.BENCHMARKS), each with its own flags, so a flag of another
 # benchmark is argparse's own error. A flag's dest is the keyword argument of the benchmark's run();
 # None (not given) means the benchmark's default.
+def _out_arg(p: argparse.ArgumentParser) -> argparse.Action:
+    return p.add_argument("--out", help="also write the JSON result to this file")
+
+
+def _jobs_arg(p: argparse.ArgumentParser) -> argparse.Action:
+    return p.add_argument("--jobs", type=int, help="runs trained at once, one process each (default 1)")
+
+
 def _bench_quality_args(p: argparse.ArgumentParser) -> list[argparse.Action]:
     return [
         p.add_argument("--models", help="comma-separated presets "
@@ -235,7 +243,7 @@ def _bench_quality_args(p: argparse.ArgumentParser) -> list[argparse.Action]:
         p.add_argument("--reference", help="the model the paired tests compare with the others "
                        "(default cobra-cpu, or the last model)"),
         p.add_argument("--resume", action="store_true", help="reuse finished runs instead of retraining"),
-        p.add_argument("--out", help="also write the JSON result to this file"),
+        _out_arg(p),
     ]
 
 
@@ -245,8 +253,8 @@ def _bench_batch_args(p: argparse.ArgumentParser) -> list[argparse.Action]:
         p.add_argument("--negatives", help="comma-separated VID negatives (default in-batch,catalogue)"),
         p.add_argument("--seeds", type=int, help="runs per cell, seeds 0..N-1 (default 3)"),
         p.add_argument("--device", help="device of the runs (default the preset's)"),
-        p.add_argument("--jobs", type=int, help="runs trained at once, one process each (default 1)"),
-        p.add_argument("--out", help="also write the JSON result to this file"),
+        _jobs_arg(p),
+        _out_arg(p),
     ]
 
 
@@ -254,8 +262,8 @@ def _bench_tune_args(p: argparse.ArgumentParser) -> list[argparse.Action]:
     return [
         p.add_argument("--models", help="comma-separated presets "
                        "(default hstu-cpu,sasrec-cpu,hstu-sid-cpu,tiger-cpu,cobra-cpu)"),
-        p.add_argument("--jobs", type=int, help="runs trained at once, one process each (default 1)"),
-        p.add_argument("--out", help="also write the JSON result to this file"),
+        _jobs_arg(p),
+        _out_arg(p),
     ]
 
 
@@ -266,8 +274,8 @@ def _bench_ablate_args(p: argparse.ArgumentParser) -> list[argparse.Action]:
         p.add_argument("--seeds", type=int, help="runs per variant (default 1: the preset's seed)"),
         p.add_argument("--test", action="store_true", help="also report test numbers (for variants chosen on "
                        "validation)"),
-        p.add_argument("--jobs", type=int, help="runs trained at once, one process each (default 1)"),
-        p.add_argument("--out", help="also write the JSON result to this file"),
+        _jobs_arg(p),
+        _out_arg(p),
     ]
 
 
@@ -275,7 +283,7 @@ def _bench_jobs_args(p: argparse.ArgumentParser) -> list[argparse.Action]:
     return [
         p.add_argument("--models", help="comma-separated presets (default hstu-cpu,tiger-cpu,cobra-cpu)"),
         p.add_argument("--epochs", type=int, help="epochs per run (default 2)"),
-        p.add_argument("--out", help="also write the JSON result to this file"),
+        _out_arg(p),
     ]
 
 
@@ -284,7 +292,7 @@ def _bench_chapters_args(p: argparse.ArgumentParser) -> list[argparse.Action]:
         p.add_argument("--chapters", help="comma-separated chapter numbers (default all), e.g. 01,05"),
         p.add_argument("--timeout", type=float, help="seconds per chapter (default none)"),
         p.add_argument("--jobs", type=int, help="chapters run at once (default 1)"),
-        p.add_argument("--out", help="also write the JSON result to this file"),
+        _out_arg(p),
     ]
 
 
@@ -296,7 +304,7 @@ def _bench_scale_args(p: argparse.ArgumentParser) -> list[argparse.Action]:
                        "extrapolated from 2,000 users instead of run (default: always run it)"),
         p.add_argument("--rescale", metavar="FILE", help="recount the epochs of a measured result for the presets "
                        "as they are now (no GPU needed; --out may be the same file)"),
-        p.add_argument("--out", help="also write the JSON result to this file"),
+        _out_arg(p),
     ]
 
 
