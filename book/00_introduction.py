@@ -44,9 +44,9 @@
 # | {doc}`01 <01_data>` | MovieLens as sequences, the split, the evaluator, two baselines | `cobra.movielens`, `cobra.data`, `cobra.metrics` |
 # | {doc}`02 <02_item_embeddings>` | item texts and their embeddings | `cobra.text` |
 # | {doc}`03 <03_semantic_ids>`–{doc}`04 <04_sid_diagnostics>` | semantic IDs with (balanced) residual k-means, and their diagnostics | `cobra.sid`, `cobra.sid_metrics` |
-# | {doc}`05 <05_prefixn>`–{doc}`06 <06_hstu>` | PrefixN embeddings; HSTU against SASRec | `cobra.embeddings`, `cobra.hstu`, `cobra.sasrec` |
-# | {doc}`07 <07_interleaving>`–{doc}`09 <09_decoding>` | COBRA: interleaving, the dual loss, decoding | `cobra.interleave`, `cobra.cobra_model`, `cobra.losses`, `cobra.decode` |
-# | {doc}`10 <10_experiments>` | five recommenders, TIGER among them, under one protocol | `cobra.tiger`, `cobra.trie`, `cobra.bench`, `cobra.stats` |
+# | {doc}`05 <05_hstu>`–{doc}`06 <06_prefixn>` | HSTU against SASRec; PrefixN embeddings | `cobra.hstu`, `cobra.sasrec`, `cobra.embeddings` |
+# | {doc}`08 <08_interleaving>`–{doc}`10 <10_decoding>` | COBRA: interleaving, the dual loss, decoding | `cobra.interleave`, `cobra.cobra_model`, `cobra.losses`, `cobra.decode` |
+# | {doc}`11 <11_experiments>` | five recommenders, TIGER among them, under one protocol | `cobra.tiger`, `cobra.trie`, `cobra.bench`, `cobra.stats` |
 #
 # The {doc}`notation and glossary <notation>` page after the last chapter gives
 # every symbol of the book one meaning and defines the terms the chapters use,
@@ -156,7 +156,7 @@ check("00.1", commands)
 # %% [markdown] tags=["solution"]
 # `data` and `eval` belong to {doc}`chapter 01 <01_data>`, `embed` to
 # {doc}`chapter 02 <02_item_embeddings>`, `sid` to {doc}`chapters 03 and 04
-# <03_semantic_ids>`, `train` and `presets` to {doc}`chapter 06 <06_hstu>`
+# <03_semantic_ids>`, `train` and `presets` to {doc}`chapter 05 <05_hstu>`
 # onwards, `import` to the "Your own data" section of chapter 01, and `bench`
 # to the chapters that quote a benchmark (04, 06, 08, 10).
 #

@@ -144,7 +144,7 @@ print(f"the top 10% of items receive {share_top:.1%} of all ratings; "
 # %% [markdown]
 # ## Time between interactions
 #
-# HSTU ({doc}`chapter 06 <06_hstu>`) uses the time gap between interactions, bucketed on a log
+# HSTU ({doc}`chapter 05 <05_hstu>`) uses the time gap between interactions, bucketed on a log
 # scale: bucket $= \lfloor \ln(\max(\Delta t, 1)) / 0.301 \rfloor$, clamped to
 # $[0, 128]$. Here are the gaps between consecutive ratings of the same user,
 # on a log axis, with those bucket edges drawn every fifth bucket.
@@ -352,7 +352,7 @@ mine.interactions
 #   last item is the test target, the second last the validation target.
 # - The evaluator ranks the whole catalogue with the user's history removed and
 #   reports HR@k, NDCG@k and MRR, with ties handled as an exact expectation.
-# - `popular` sets the bar: every model from {doc}`chapter 06 <06_hstu>` on must
+# - `popular` sets the bar: every model from {doc}`chapter 05 <05_hstu>` on must
 #   clear it.
 #
 # ## Exercises

@@ -1,6 +1,6 @@
 """COBRA on HSTU: an interleaved sparse (SID) / dense (VID) generative recommender.
 
-Explained in chapters 07 (book/07_interleaving.py), 08 (book/08_dual_loss.py) and 09 (book/09_decoding.py).
+Explained in chapters 08 (book/08_interleaving.py), 08 (book/09_dual_loss.py) and 09 (book/10_decoding.py).
 
 Towers
     * SID tower: an item's sparse token is the PrefixN embedding of its semantic-ID codes

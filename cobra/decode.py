@@ -1,6 +1,6 @@
 """Decoding a COBRA model: exact top-k over item VIDs, COBRA's four modes and the ``sparse`` ablation.
 
-Explained in chapter 09 (book/09_decoding.py).
+Explained in chapter 10 (book/10_decoding.py).
 
 Every mode runs the same two steps, batched over users (no per-user Python loops):
 
@@ -36,8 +36,8 @@ Modes (``DECODERS``):
 
 One more mode is an ablation, not one of COBRA's: ``sparse`` skips the dense step and scores every
 item by the log-probability of its own SID (items that share a SID tie). With a uniqueness column
-(``V = N``) that is the model's full next-item distribution from its sparse head alone; chapter 10
-(book/10_experiments.py) uses it to show where COBRA's quality comes from.
+(``V = N``) that is the model's full next-item distribution from its sparse head alone; chapter 11
+(book/11_experiments.py) uses it to show where COBRA's quality comes from.
 
 Filtering
     The full-score modes return scores for every item; the evaluator removes the user's whole history

@@ -1,6 +1,6 @@
 """Item embeddings: the ID table, semantic-ID tables (PrefixN, n-gram, RQ-sum) and their fusion.
 
-Explained in chapter 05 (book/05_prefixn.py).
+Explained in chapter 06 (book/06_prefixn.py).
 
 Every module here maps item ids ``(...)`` int64 (``0`` = padding, items ``1..N``)
 to vectors ``(..., D)`` and returns the zero vector for padding.
@@ -31,7 +31,7 @@ the key ``(tag..., c...)``, then ``mod table_size``, plus 1 (row 0 is padding).
 All arithmetic stays below ``2^52`` in int64, so it is exact on every device.
 Collisions: two different prefixes can land on the same row. With ``m``
 distinct keys in ``S`` rows, random hashing would leave about
-``m (1 - (1 - 1/S)^(m - 1))`` keys sharing a row with another (chapter 05 checks
+``m (1 - (1 - 1/S)^(m - 1))`` keys sharing a row with another (chapter 06 checks
 this against :meth:`HashedSIDEmbedding.collisions`). The hash is linear in its
 last element, so consecutive codes land on consecutive rows: the level-1
 prefixes never collide with each other when ``K <= S``, but collisions between

@@ -246,7 +246,7 @@ def _shared_tuples() -> float:
     return float((films_per_tuple > 1).mean())
 
 
-# Chapter 07: interleaving sparse and dense tokens
+# Chapter 08: interleaving sparse and dense tokens
 
 
 @cache
@@ -320,7 +320,7 @@ def _interleaved_slots() -> tuple[int, float]:
     return slots, slots**2 / films**2
 
 
-# Chapter 08: the dual loss
+# Chapter 09: the dual loss
 
 
 def _toy_in_batch():
@@ -446,26 +446,26 @@ EXERCISES: dict[str, Exercise] = {e.key: e for e in (
     Exercise("04.5", lambda: _report(encoder="tfidf")["collision_rate"][-1], "vectors from "
              "`embed_items(profile.dataset, \"tfidf\")`, balanced IDs at `K = 32`, then "
              "`sid_report(...)[\"collision_rate\"][-1]`", rel_tol=1e-9),
-    Exercise("07.1", _moved_under_item_mask, "the item-level mask allows key j for query i when "
+    Exercise("08.1", _moved_under_item_mask, "the item-level mask allows key j for query i when "
              "`j // 2 <= i // 2`; the tokens that move are those that can see `VID_2` (token 3), now "
              "including `SID_2`; give their indices as a tuple"),
-    Exercise("07.2", _padded_row_losses, "sum the second row of `sid_loss` and of `vid_loss` returned by "
+    Exercise("08.2", _padded_row_losses, "sum the second row of `sid_loss` and of `vid_loss` returned by "
              "`interleave_targets`; give `(SID-loss tokens, VID-loss tokens)`"),
-    Exercise("07.4", _buckets_moved_by_a_second, "token times `[ts_1, ts_1 + 1, ts_2, ts_2 + 1, ...]`, "
+    Exercise("08.4", _buckets_moved_by_a_second, "token times `[ts_1, ts_1 + 1, ts_2, ts_2 + 1, ...]`, "
              "query times the next token's (the last its own), buckets `time_bucket(query[:, None] - "
              "times[None, :])`; count the cells where the buckets differ and `interleaved_mask(10)` allows"),
-    Exercise("07.5", _interleaved_slots, "two tokens per film for the 50 films and for the appended next "
+    Exercise("08.5", _interleaved_slots, "two tokens per film for the 50 films and for the appended next "
              "film (its VID slot is padding); the ratio is the square of the slots over the square of 50",
              rel_tol=1e-9),
-    Exercise("08.2", _steps_and_best_step, "three times `steps_per_epoch[256]`; then, over the `runs` of "
+    Exercise("09.2", _steps_and_best_step, "three times `steps_per_epoch[256]`; then, over the `runs` of "
              "the cell with `batch_size` 256 and `negatives` `\"catalogue\"`, the mean of "
              "`r[\"best_epoch\"] * r[\"steps\"] / r[\"epochs\"]`", rel_tol=1e-9),
-    Exercise("08.3", _films_in_cache, "for each batch of `epoch_batches(windows, 16, epoch_order(num_windows, "
+    Exercise("09.3", _films_in_cache, "for each batch of `epoch_batches(windows, 16, epoch_order(num_windows, "
              "seed=preset.train.seed, epoch=0))`, push the window's films and its next film; count "
              "`len(torch.unique(cache.entries()[0]))` at the end"),
-    Exercise("08.4", lambda: _toy_loss(0.05), "`info_nce_loss(queries, pos, vids, \"in-batch\", 0.05, "
+    Exercise("09.4", lambda: _toy_loss(0.05), "`info_nce_loss(queries, pos, vids, \"in-batch\", 0.05, "
              "pool_ids=pool_ids, pool_vectors=pool_vectors, pool_is_sid=pool_is_sid)`", rel_tol=1e-5),
-    Exercise("08.6", lambda: _toy_loss(0.5, log_q=True), "item 1 is half of the 4 VID entries (log 0.5), "
+    Exercise("09.6", lambda: _toy_loss(0.5, log_q=True), "item 1 is half of the 4 VID entries (log 0.5), "
              "items 2 and 4 a quarter each (log 0.25); subtract these from the positive's and the "
              "negatives' logits before the log-sum-exp", rel_tol=1e-5),
 )}

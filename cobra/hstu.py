@@ -1,6 +1,6 @@
 """HSTU: pointwise SiLU attention with a learned relative position and time bias.
 
-Explained in chapter 06 (book/06_hstu.py).
+Explained in chapter 05 (book/05_hstu.py).
 
 HSTU (Zhai et al., "Actions Speak Louder than Words", ICML 2024) replaces the
 softmax of a Transformer block by a pointwise ``SiLU`` normalised by a fixed
@@ -34,7 +34,7 @@ Which time the bias sees (the *query time*)
     default; :func:`request_times`). With ``request_time=False``, or a batch
     without ``query_time``, the last real position uses its own timestamp ("now"
     is the time of the latest event), a time gap of zero that the model never
-    sees at inner positions (chapter 06 measures the difference). Pass
+    sees at inner positions (chapter 05 measures the difference). Pass
     ``query_timestamps`` (or ``last`` to :func:`next_timestamps`) to set the times
     yourself, or to clone them when SID and VID tokens are interleaved. Padding
     positions get the last real position's query time; they are masked as keys

@@ -1,7 +1,7 @@
 """What a run reads besides its data split: the items' text vectors and their semantic IDs, both cached.
 
 Explained in chapters 02 (text vectors, book/02_item_embeddings.py), 03 (semantic IDs,
-book/03_semantic_ids.py) and 05 (the codes a run trains with, book/05_prefixn.py).
+book/03_semantic_ids.py) and 05 (the codes a run trains with, book/06_prefixn.py).
 
 * :func:`item_text_vectors` -- (N, Dt) float32 text vectors of a dataset's items (row ``i - 1`` = item ``i``),
   from the embedding cache of :func:`cobra.text.embed_items`;

@@ -1,6 +1,6 @@
 """Interleaving sparse and dense tokens: ``[SID_1, VID_1, SID_2, VID_2, ...]`` for COBRA.
 
-Explained in chapter 07 (book/07_interleaving.py).
+Explained in chapter 08 (book/08_interleaving.py).
 
 COBRA (Yang et al., 2025) feeds the backbone two tokens per item: the item's semantic ID (its
 *sparse* token, here a PrefixN embedding of its codes) and its dense vector (its *VID*, here a

@@ -1,7 +1,7 @@
 """Next-item losses: sampled softmax with uniform negatives (the HSTU setting) and full softmax.
 
-Explained in chapter 06 (book/06_hstu.py); the COBRA losses at the end of the file (InfoNCE with its
-negative sources, :class:`VidCache`, the level-wise code cross entropy) in chapter 08 (book/08_dual_loss.py).
+Explained in chapter 05 (book/05_hstu.py); the COBRA losses at the end of the file (InfoNCE with its
+negative sources, :class:`VidCache`, the level-wise code cross entropy) in chapter 09 (book/09_dual_loss.py).
 
 Both losses score a query ``q`` (a hidden state at one position) against item
 vectors ``e`` by cosine similarity over a temperature::
@@ -195,7 +195,7 @@ LOSSES: dict[str, Callable[..., torch.Tensor]] = {
 
 
 # ------------------------------------------------------------------------------------------------------- COBRA
-# The two losses of the interleaved model (chapter 08, book/08_dual_loss.py):
+# The two losses of the interleaved model (chapter 09, book/09_dual_loss.py):
 #
 # * SID positions: sampled softmax over SID vectors (above), or :func:`code_ce_loss`, a level-wise cross
 #   entropy over the codes c1..cL predicted by one linear head per level.
@@ -205,7 +205,7 @@ LOSSES: dict[str, Callable[..., torch.Tensor]] = {
 #   - ``in-batch`` (the source article's): the other positives of the batch. SID vectors in the pool are
 #     masked out, and every pool entry equal to the row's positive item is masked (a duplicate of the
 #     positive is neither a negative nor a second positive). The number of negatives grows and shrinks with
-#     the batch: the failure the book reproduces in chapter 08.
+#     the batch: the failure the book reproduces in chapter 09.
 #   - ``catalogue``: every item's VID, ``1..N``: a full softmax over the catalogue, independent of the batch.
 #   - ``cache``: the entries of a :class:`VidCache`, a FIFO queue of recent (detached) item VIDs and their
 #     ids; entries equal to the positive are masked. Also independent of the batch size.

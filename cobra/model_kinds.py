@@ -1,7 +1,7 @@
 """The kinds of model a run can train, behind one training protocol.
 
-Explained in chapter 06 (book/06_hstu.py); COBRA in chapters 07-09 (book/07_interleaving.py); TIGER
-in the experiments chapter (book/10_experiments.py).
+Explained in chapter 05 (book/05_hstu.py); COBRA in chapters 08-10 (book/08_interleaving.py); TIGER
+in the experiments chapter (book/11_experiments.py).
 
 Every trainable model exposes the same two methods, so :mod:`cobra.train` has no per-model branches::
 

@@ -1,6 +1,6 @@
 """Sequential recommenders as thin assemblies: item embedding + backbone + output item table.
 
-Explained in chapter 06 (book/06_hstu.py); the SID embeddings in chapter 05 (book/05_prefixn.py).
+Explained in chapter 05 (book/05_hstu.py); the SID embeddings in chapter 06 (book/06_prefixn.py).
 
 A :class:`SequentialRecommender` embeds the ids of a right-padded batch with an
 item embedding (:mod:`cobra.embeddings`: ID, PrefixN, ... optionally fused),

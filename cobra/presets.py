@@ -1,6 +1,6 @@
 """Training configs and named presets: ``python -m cobra train --preset NAME --set key=value``.
 
-Explained in chapter 06 (book/06_hstu.py); the COBRA presets in chapters 08-09 (book/08_dual_loss.py).
+Explained in chapter 05 (book/05_hstu.py); the COBRA presets in chapters 09-10 (book/09_dual_loss.py).
 
 A run is described by one frozen :class:`RunConfig`: the dataset and profile, a
 model ``kind`` with its config (:class:`cobra.models.ModelConfig`, :class:`cobra.cobra_model.CobraConfig`
@@ -16,7 +16,7 @@ or :class:`cobra.tiger.TigerConfig`, see :data:`cobra.model_kinds.MODELS`; all t
   ``sasrec-cpu`` and ``hstu-sid-cpu`` (PrefixN over semantic IDs fused with the ID table);
 * the ``4090d`` profile's (MovieLens-20M at the paper's sizes, bf16): ``hstu-4090d``,
   ``sasrec-4090d``, ``hstu-sid-4090d``;
-* the generative models of chapters 07-10, a run ``kind`` other than ``sequential``
+* the generative models of chapters 08-11, a run ``kind`` other than ``sequential``
   (:data:`cobra.model_kinds.MODELS`): ``cobra-cpu`` / ``cobra-4090d`` (interleaved SID/VID,
   catalogue VID negatives, beam decoding) and ``tiger-cpu`` / ``tiger-4090d``.
 
@@ -458,7 +458,7 @@ def _gpu(**changes: Any) -> dict[str, Any]:
     return {"amp": "bf16", "deterministic": False, "eval_batch_size": 1024, **changes}
 
 
-# The ``cpu`` recipe, shared by every model the book compares (chapter 10 lists what still differs, and why):
+# The ``cpu`` recipe, shared by every model the book compares (chapter 11 lists what still differs, and why):
 # batch 128, every training event a target each epoch, at most 100 epochs with early stopping after 10
 # validations without a better NDCG@10, AdamW betas (0.9, 0.98) without weight decay, seeds 0..4 in bench
 # quality, a softmax over the whole catalogue (or the whole code vocabulary) as the loss where the model has one.
@@ -583,7 +583,7 @@ def get_preset(name: str, overrides: Mapping[str, Any] | None = None) -> RunConf
 
 
 def preset_table() -> list[dict[str, Any]]:
-    """One row per preset (for the README and chapter 06): the settings that tell them apart."""
+    """One row per preset (for the README and chapter 05): the settings that tell them apart."""
     rows = []
     for name, c in PRESETS.items():
         m, t = c.model, c.train

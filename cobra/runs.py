@@ -1,6 +1,6 @@
 """The run directory: what :func:`cobra.train.fit` writes, and how a model is built and reloaded from it.
 
-Explained in chapter 06 (book/06_hstu.py), where the first runs are trained and reloaded with :func:`load_run`.
+Explained in chapter 05 (book/05_hstu.py), where the first runs are trained and reloaded with :func:`load_run`.
 
 A run directory::
 

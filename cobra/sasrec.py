@@ -1,6 +1,6 @@
 """SASRec: a causal Transformer with softmax attention, the classic baseline for HSTU.
 
-Explained in chapter 06 (book/06_hstu.py).
+Explained in chapter 05 (book/05_hstu.py).
 
 SASRec (Kang & McAuley, 2018) as a pre-LayerNorm Transformer encoder::
 

@@ -1,6 +1,6 @@
 """Paired significance tests on per-user metrics: is model A better than model B on the same users?
 
-Explained in chapter 10 (book/10_experiments.py). Two models evaluated on the same leave-one-out users give
+Explained in chapter 11 (book/11_experiments.py). Two models evaluated on the same leave-one-out users give
 two vectors of per-user NDCG@10 (:meth:`cobra.metrics.Evaluator.evaluate` with ``per_user``); their
 difference is paired, user by user, which removes the large spread between easy and hard users. Each
 user's value is first averaged over the seeds of a model, so the test compares models, not single runs.

@@ -1,7 +1,7 @@
 """TIGER on HSTU: generate the next item's semantic ID code by code, decoded by trie-constrained beam search.
 
-TIGER is shown and compared with the other models in chapter 10 (book/10_experiments.py); semantic IDs
-are explained in chapters 03-04 (book/03_semantic_ids.py), HSTU in chapter 06 (book/06_hstu.py).
+TIGER is shown and compared with the other models in chapter 11 (book/11_experiments.py); semantic IDs
+are explained in chapters 03-04 (book/03_semantic_ids.py), HSTU in chapter 05 (book/05_hstu.py).
 
 TIGER (Rajput et al., 2023) recommends by *generating* the next item's semantic ID ``(c1, ..., cL, u)``
 (``S = L + 1`` codes, the last one the uniqueness code) and scores an item by the probability of its code

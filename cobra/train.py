@@ -1,6 +1,6 @@
 """The training loop: ``train_step``, ``evaluate`` and ``fit``, with exact resume and DDP.
 
-Explained in chapter 06 (book/06_hstu.py).
+Explained in chapter 05 (book/05_hstu.py).
 
 :func:`fit` trains a :class:`cobra.presets.RunConfig` into a run directory (its files, checkpoints and
 ownership marker: :mod:`cobra.runs`) in four steps: :func:`_prepare` (threads, device, data, semantic IDs and

@@ -1,7 +1,7 @@
 """A trie of valid semantic IDs and the trie-constrained beam search that decodes them.
 
-Used by TIGER (cobra.tiger), shown and compared with the other models in chapter 10
-(book/10_experiments.py); the semantic IDs it indexes are explained in chapter 03 (book/03_semantic_ids.py).
+Used by TIGER (cobra.tiger), shown and compared with the other models in chapter 11
+(book/11_experiments.py); the semantic IDs it indexes are explained in chapter 03 (book/03_semantic_ids.py).
 
 TIGER generates an item's semantic ID ``(c1, ..., cL, u)`` one code at a time. Most code tuples name no
 item, so every step is constrained by a trie of the catalogue's IDs: a beam may only extend its prefix by a

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
          "--virtual-time-budget=20000"]  # let scripts (MathJax) finish before the DOM or the picture is taken
-SCREENSHOTS = ("index", "book/06_hstu", "book/10_experiments")
+SCREENSHOTS = ("index", "book/05_hstu", "book/11_experiments")
 pytestmark = [pytest.mark.book, pytest.mark.slow]
 
 

@@ -6,18 +6,18 @@ machine hurts every contender alike.
 
 * ``bench data`` (:mod:`cobra.bench.data`, chapter 01) -- 20M synthetic interactions -> sequences and split.
 * ``bench sid`` (:mod:`cobra.bench.sid`, chapter 04) -- the SID methods side by side.
-* ``bench speed`` (:mod:`cobra.bench.speed`, chapter 06) -- HSTU vs SASRec throughput at T = 50..400, and
+* ``bench speed`` (:mod:`cobra.bench.speed`, chapter 05) -- HSTU vs SASRec throughput at T = 50..400, and
   the ``4090d`` presets' peak memory.
 * ``bench quality [--models a,b] [--seeds 3] [--set K=V ...] [--resume] [--out FILE]``
-  (:mod:`cobra.bench.quality`, chapter 10) -- HR@10 / NDCG@10 over seeds for a list of presets.
-* ``bench tune [--models a,b] [--jobs N] [--out FILE]`` (:mod:`cobra.bench.tune`, chapter 10) -- the same
+  (:mod:`cobra.bench.quality`, chapter 11) -- HR@10 / NDCG@10 over seeds for a list of presets.
+* ``bench tune [--models a,b] [--jobs N] [--out FILE]`` (:mod:`cobra.bench.tune`, chapter 11) -- the same
   grid for every compared preset, chosen on validation.
 * ``bench ablate [--variants a,b] [--seeds N] [--test] [--jobs N] [--out FILE]`` (:mod:`cobra.bench.ablate`,
-  chapter 10) -- COBRA's ablations, on validation first.
-* ``bench jobs [--models a,b] [--epochs N] [--out FILE]`` (:mod:`cobra.bench.jobs`, chapter 10) -- two runs
+  chapter 11) -- COBRA's ablations, on validation first.
+* ``bench jobs [--models a,b] [--epochs N] [--out FILE]`` (:mod:`cobra.bench.jobs`, chapter 11) -- two runs
   one after the other with every thread, or side by side with half each (what ``--jobs 2`` does).
 * ``bench batch [--batch-sizes 16,64,256] [--negatives in-batch,catalogue] [--seeds 3] [--device D]
-  [--jobs N] [--out FILE]`` (:mod:`cobra.bench.batch`, chapter 08) -- COBRA per (VID negatives, batch size).
+  [--jobs N] [--out FILE]`` (:mod:`cobra.bench.batch`, chapter 09) -- COBRA per (VID negatives, batch size).
 * ``bench scale [--models hstu,cobra] [--steps N] [--out FILE]`` (:mod:`cobra.bench.scale`) -- each preset of
   the profile measured on its dataset: inputs, seconds per training step and per epoch, one full evaluation,
   peak GPU memory.

@@ -1,6 +1,6 @@
 """COBRA's ablations: ``python -m cobra bench ablate [--variants a,b] [--seeds N] [--test] [--jobs N] [--out F]``.
 
-Explained in chapter 10 (book/10_experiments.py). Each variant is ``cobra-cpu`` with a few settings changed
+Explained in chapter 11 (book/11_experiments.py). Each variant is ``cobra-cpu`` with a few settings changed
 (:data:`VARIANTS`); the main row, ``sources``, is the preset itself: the VID is a learned projection of the
 frozen text vector and every film has its own semantic ID (3 levels of 32 codes plus the uniqueness code).
 The protocol is validation first: every variant is trained and compared on validation NDCG@10; only the

@@ -1,6 +1,6 @@
 """Batch-size sensitivity of COBRA's VID loss: ``python -m cobra bench batch``.
 
-Explained in chapter 08 (book/08_dual_loss.py).
+Explained in chapter 09 (book/09_dual_loss.py).
 
 The source articles blame COBRA's weak MovieLens result on in-batch InfoNCE: interleaving doubles
 the sequence, memory forces small batches, and a small batch starves the VID loss of negatives.

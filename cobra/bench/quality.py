@@ -1,6 +1,6 @@
 """Model quality over seeds: ``python -m cobra bench quality [--models a,b] [--seeds 5] [--jobs N] [--out F]``.
 
-Explained in chapter 10 (book/10_experiments.py), which plots the committed results
+Explained in chapter 11 (book/11_experiments.py), which plots the committed results
 (``book/results/bench_quality*.json``) and explains the COBRA rows; chapters 05 and 06 give the command
 for their own models. The README's results table is read from the same files.
 
@@ -32,7 +32,7 @@ from cobra.presets import get_preset
 from cobra.runs import validation_curve
 
 QUALITY_MODELS = ("hstu-cpu", "sasrec-cpu", "hstu-sid-cpu", "tiger-cpu", "cobra-cpu")
-# What each compared preset is, for tables (the README's and chapter 10's).
+# What each compared preset is, for tables (the README's and chapter 11's).
 LABELS = {
     "hstu-cpu": "HSTU, item IDs",
     "sasrec-cpu": "SASRec, item IDs",

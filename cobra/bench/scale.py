@@ -221,9 +221,9 @@ def chapter_training() -> dict[str, tuple[tuple[str, int, int], ...]]:
     (``EPOCHS`` and its variants; tests/test_full_scale.py keeps the two in step)."""
     from cobra.embeddings import FUSIONS
 
-    return {"05_prefixn": (("hstu", 3, 1), ("hstu-sid", 3, 1 + len(FUSIONS))),
-            "06_hstu": (("hstu", 4, 5), ("sasrec", 4, 1)),
-            "09_decoding": (("cobra", 3, 1),)}
+    return {"06_prefixn": (("hstu", 3, 1), ("hstu-sid", 3, 1 + len(FUSIONS))),
+            "05_hstu": (("hstu", 4, 5), ("sasrec", 4, 1)),
+            "10_decoding": (("cobra", 3, 1),)}
 
 
 def chapter_estimates(scale: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -231,7 +231,7 @@ def chapter_estimates(scale: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
     Each run costs ``epochs x (epoch_seconds + eval_seconds)`` (a validation every epoch) plus one test
     evaluation; the chapter's other cells are not counted. ``eval_seconds`` is one full evaluation with the
-    preset's own decoder (chapter 09 validates with the cheaper ``direct``, so its figure is an upper bound).
+    preset's own decoder (chapter 10 validates with the cheaper ``direct``, so its figure is an upper bound).
     The peak memory is the largest training or evaluation peak of the presets the chapter trains.
     """
     by_model = {row["preset"].rsplit("-", 1)[0]: row for row in scale["presets"]}

@@ -1,6 +1,6 @@
 """Training speed and memory: ``python -m cobra bench speed [--json]``.
 
-Explained in chapter 06 (book/06_hstu.py); the README's GPU table is this benchmark on one H100
+Explained in chapter 05 (book/05_hstu.py); the README's GPU table is this benchmark on one H100
 (``book/results/bench_speed_h100.json``).
 
 * :func:`bench_speed` -- training throughput (tokens/s) and peak memory of HSTU and SASRec at

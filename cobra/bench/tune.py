@@ -1,6 +1,6 @@
 """Equal tuning on validation: ``python -m cobra bench tune [--models a,b] [--jobs N] [--out FILE]``.
 
-Explained in chapter 10 (book/10_experiments.py). Every compared model gets the same search: the grid
+Explained in chapter 11 (book/11_experiments.py). Every compared model gets the same search: the grid
 :data:`cobra.presets.TUNE_GRID` (learning rate x dropout, four configurations), one run each under the
 shared ``cpu`` recipe (:data:`cobra.presets.CPU_RECIPE`) with the presets' own seed (42, which the
 ``bench quality`` seeds 0..4 do not reuse), chosen on **validation** NDCG@10 only. The test split is never

@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # 5. PrefixN embeddings
+# # 6. PrefixN embeddings
 #
 # **Goal.** Feed semantic IDs into a sequential recommender. A model cannot
 # read the tuple $(c_1, c_2, c_3, u)$ directly: it needs a vector. PrefixN
@@ -396,7 +396,7 @@ params
 # %% [markdown]
 # ## The fusions compared on MovieLens-100K
 #
-# We train the same HSTU backbone ({doc}`chapter 06 <06_hstu>`) with eight
+# We train the same HSTU backbone ({doc}`chapter 05 <05_hstu>`) with eight
 # item embeddings: the plain ID table (`hstu-cpu`), PrefixN alone, and
 # PrefixN fused with IDs by each of the six methods (`hstu-sid-cpu` with
 # `model.fusion` overridden). Everything else, seed included, is the same.
@@ -407,7 +407,7 @@ params
 # converged, so the chart below measures *how fast* each embedding learns as
 # much as how good it ends up; differences of a few thousandths are within the
 # seed noise. The full comparison of IDs against the preset's `sum` fusion is
-# part of the benchmark of {doc}`chapter 10 <10_experiments>` (five seeds,
+# part of the benchmark of {doc}`chapter 11 <11_experiments>` (five seeds,
 # every model under one recipe):
 #
 # ```
@@ -510,7 +510,7 @@ full_lead = glue("full_lead", full["hstu-sid-cpu"]["ndcg@10_mean"]
 pairs_of_runs = zip(full["hstu-sid-cpu"]["runs"], full["hstu-cpu"]["runs"], strict=True)
 seeds_ahead = glue("full_seeds_ahead",
                    sum(a["ndcg@10"] > b["ndcg@10"] for a, b in pairs_of_runs))
-# user by user (each user's NDCG@10 averaged over the seeds), as in chapter 10
+# user by user (each user's NDCG@10 averaged over the seeds), as in chapter 11
 pair = compare(full["hstu-sid-cpu"]["per_user_ndcg@10"],
                full["hstu-cpu"]["per_user_ndcg@10"])
 for key in ("diff", "ci_low", "ci_high", "p_wilcoxon"):
@@ -543,7 +543,7 @@ print(f"PrefixN - IDs, test NDCG@10 per user: {pair['diff']:+.4f} "
 #   layers have more to learn from the same data, and `mlp`, the largest, is
 #   the slowest to get going.
 # - Does the head start survive a full training run? The benchmark of
-#   {doc}`chapter 10 <10_experiments>` trained both models to convergence
+#   {doc}`chapter 11 <11_experiments>` trained both models to convergence
 #   (up to 100 epochs with early stopping, five seeds, the learning rate and
 #   dropout each chose on validation; about {glue:text}`full_minutes:.0f`
 #   minutes of training on two cores, so not re-run here: the results are

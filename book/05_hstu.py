@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # 6. HSTU
+# # 5. HSTU
 #
 # **Goal.** Understand the backbone this book builds on: HSTU, the
 # Hierarchical Sequential Transduction Unit of "Actions Speak Louder than
@@ -550,8 +550,8 @@ print("block 1 scores q.k: 5th to 95th percentile "
 # epochs, early stopping after 10 validations without a better NDCG@10,
 # every training event a target in every epoch), with the learning rate and
 # dropout each model chose on validation from the same grid, and five seeds
-# (`python -m cobra bench quality --seeds 5 --jobs 2`; {doc}`chapter 10
-# <10_experiments>` gives the protocol). It takes hours on two cores, so it
+# (`python -m cobra bench quality --seeds 5 --jobs 2`; {doc}`chapter 11
+# <11_experiments>` gives the protocol). It takes hours on two cores, so it
 # was run once and its results are committed in
 # `book/results/bench_quality.json`. Each user's test NDCG@10 is kept
 # (averaged over the seeds), so the two models can be compared user by user:

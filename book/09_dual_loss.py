@@ -12,9 +12,9 @@
 # ---
 
 # %% [markdown]
-# # 8. The dual loss, and where its negatives come from
+# # 9. The dual loss, and where its negatives come from
 #
-# **Goal.** Train the interleaved sequence of {doc}`chapter 07 <07_interleaving>`
+# **Goal.** Train the interleaved sequence of {doc}`chapter 08 <08_interleaving>`
 # with COBRA's two losses {cite}`yang2025cobra`: a classification loss on the
 # next semantic ID (at `VID` tokens) and a contrastive loss on the dense vector
 # (at `SID` tokens), $\ell = \ell_\text{sid} + \lambda\,\ell_\text{vid}$
@@ -80,11 +80,11 @@ n_items = glue("n_items", split.num_items)
 #
 # A training batch holds windows of at most `max_seq_len` films per user and,
 # for every window, the film that comes next. As
-# {doc}`chapter 07 <07_interleaving>` showed, the model appends that next film
+# {doc}`chapter 08 <08_interleaving>` showed, the model appends that next film
 # as an open `SID` token, interleaves, runs HSTU, and reads two kinds of
 # predictions off the hidden states: the SID of the next film at every `VID`
 # token, the first factor of COBRA's cascade (equation {eq}`eq-cobra-cascade`
-# of {doc}`chapter 07 <07_interleaving>`), and the VID of the same film at
+# of {doc}`chapter 08 <08_interleaving>`), and the VID of the same film at
 # every `SID` token, the second factor. Each has its
 # loss, $\ell_\text{sid}$ and $\ell_\text{vid}$ (both defined below, each a
 # mean over the positions that carry it), and COBRA trains on their sum, the
@@ -109,7 +109,7 @@ print(f"lengths {batch.lengths.tolist()}; loss {float(loss):.4f} = "
 # %% [markdown]
 # Let us rebuild both numbers from the pieces. First the sequence the model
 # trains on: each window plus its next film, stamped with that film's own
-# time, the request time of {doc}`chapter 06 <06_hstu>` (`batch.query_time`).
+# time, the request time of {doc}`chapter 05 <05_hstu>` (`batch.query_time`).
 
 # %%
 B = len(batch)
@@ -149,7 +149,7 @@ print(f"({int(vid_pos.sum())} = sum of lengths + one open SID per row)")
 # That is the `cobra-cpu` preset's `sid_loss="full-softmax"`: with
 # {glue:text}`n_items:,d` SIDs the exact softmax is cheap, and it is the same
 # loss family as the sequential models' full softmax over films
-# ({doc}`chapter 10 <10_experiments>` compares them under one recipe).
+# ({doc}`chapter 11 <11_experiments>` compares them under one recipe).
 
 # %%
 vocab = model.sid_vocab_vectors().detach()  # (V, D)
@@ -431,7 +431,7 @@ counts.round(3)
 # `--device cuda` the same command trains on the CPU, a few hours on two cores.)
 # The file was measured with an earlier `cobra-cpu`, which added an item-ID
 # embedding to the VID and trained the sparse step with a sampled softmax;
-# {doc}`chapter 10 <10_experiments>` gives today's preset, chosen on
+# {doc}`chapter 11 <11_experiments>` gives today's preset, chosen on
 # validation, and the command trains that one.
 
 # %%
@@ -526,14 +526,14 @@ change_catalogue = glue("change_catalogue", bench["change"]["catalogue"])
 # ## Exercises
 #
 # Each exercise says how long it takes on the `cpu` profile. Those with one
-# right answer end with a check: `check("08.2", your_answer)` prints whether
+# right answer end with a check: `check("09.2", your_answer)` prints whether
 # it is right, with a hint if not. Solutions are folded below each exercise
 # (click to open); try first. Exercises that train models say how long the
 # training takes; their solutions read the committed results, or do a cheap
 # part of the work, so that the chapter stays fast.
 #
 # ```{exercise}
-# :label: ex-08-1
+# :label: ex-09-1
 #
 # Rerun one cell of the grid on your machine (`python -m cobra bench batch
 # --batch-sizes 64 --negatives catalogue --seeds 1`) and compare it with the
@@ -543,7 +543,7 @@ change_catalogue = glue("change_catalogue", bench["change"]["catalogue"])
 # ```
 
 # %% [markdown] tags=["solution"]
-# ````{solution-start} ex-08-1
+# ````{solution-start} ex-09-1
 # :class: dropdown
 # ````
 
@@ -569,7 +569,7 @@ gpu_runs[["ndcg@10", "hr@10", "epochs", "best_epoch", "steps"]].round(4)
 
 # %% [markdown]
 # ```{exercise}
-# :label: ex-08-2
+# :label: ex-09-2
 #
 # The grid compares trained models. Compare *equal epochs* instead: three
 # epochs per cell, e.g. `python -m cobra train --preset cobra-cpu --set
@@ -581,12 +581,12 @@ gpu_runs[["ndcg@10", "hr@10", "epochs", "best_epoch", "steps"]].round(4)
 # `best_epoch`, `epochs` and `steps`; its steps per epoch are `steps /
 # epochs` (the grid counted one window per user, fewer than `windows`
 # holds now). How much of a "batch-size effect" is only a difference in
-# optimiser steps? *About a second.* Check: `check("08.2",
+# optimiser steps? *About a second.* Check: `check("09.2",
 # (steps_in_3_epochs, mean_best_step))`, the second the mean over the runs.
 # ```
 
 # %% [markdown] tags=["solution"]
-# ````{solution-start} ex-08-2
+# ````{solution-start} ex-09-2
 # :class: dropdown
 # ````
 
@@ -603,7 +603,7 @@ for bs in BATCHES:
           f"the grid's runs peaked after {np.mean(best_steps(bs)):.0f} steps")
 steps_in_3_epochs = 3 * steps_per_epoch[256]
 mean_best_step = float(np.mean(best_steps(256)))
-check("08.2", (steps_in_3_epochs, mean_best_step))
+check("09.2", (steps_in_3_epochs, mean_best_step))
 
 # %% [markdown] tags=["solution"]
 # Three epochs are a few dozen optimiser steps at batch 256, several times
@@ -618,7 +618,7 @@ check("08.2", (steps_in_3_epochs, mean_best_step))
 
 # %% [markdown]
 # ```{exercise}
-# :label: ex-08-3
+# :label: ex-09-3
 #
 # Add `cache` negatives (`--set model.vid_negatives=cache`, with
 # `--set model.cache_size=1024` and `8192`) to the grid: two trainings with
@@ -627,12 +627,12 @@ check("08.2", (steps_in_3_epochs, mean_best_step))
 # predict it from the negatives alone: push the VID positives of one epoch
 # of batch-16 batches (as counted in the chapter) into a `VidCache(size,
 # dim=1)` (zero vectors will do) and count the distinct films its
-# `entries()` hold at the end. *A few seconds.* Check: `check("08.3",
+# `entries()` hold at the end. *A few seconds.* Check: `check("09.3",
 # distinct_1024)`, for the cache of 1024.
 # ```
 
 # %% [markdown] tags=["solution"]
-# ````{solution-start} ex-08-3
+# ````{solution-start} ex-09-3
 # :class: dropdown
 # ````
 
@@ -651,7 +651,7 @@ for size in (1024, 8192):
 print(f"in-batch at batch 16: {counts.loc[16, 'distinct films']:.0f} distinct films "
       f"on average; catalogue: all {split.num_items}")
 distinct_1024 = distinct_in_cache[1024]
-check("08.3", distinct_1024)
+check("09.3", distinct_1024)
 
 # %% [markdown] tags=["solution"]
 # A cache of 1024 entries holds a few more distinct films than a batch of 16
@@ -667,16 +667,16 @@ check("08.3", distinct_1024)
 
 # %% [markdown]
 # ```{exercise}
-# :label: ex-08-4
+# :label: ex-09-4
 #
 # In the toy example, set the temperature to $\tau = 0.05$ (the model's).
 # Which pool entries dominate each row's loss now? *About a second.* Check:
-# `check("08.4", loss_005)`, the mean in-batch InfoNCE of the toy example
+# `check("09.4", loss_005)`, the mean in-batch InfoNCE of the toy example
 # (both masks) at $\tau = 0.05$.
 # ```
 
 # %% [markdown] tags=["solution"]
-# ````{solution-start} ex-08-4
+# ````{solution-start} ex-09-4
 # :class: dropdown
 # ````
 
@@ -694,7 +694,7 @@ for m in range(len(pos)):
 loss_005 = float(info_nce_loss(queries, pos, vids, "in-batch", 0.05, pool_ids=pool_ids,
                                pool_vectors=pool_vectors, pool_is_sid=pool_is_sid))
 print(f"mean loss at tau = 0.05: {loss_005:.4f} (at tau = 0.5: {package:.4f})")
-check("08.4", loss_005)
+check("09.4", loss_005)
 pd.DataFrame(weights, index=[f"query {m}" for m in range(len(pos))],
              columns=["positive", *[f"pool {c}" for c in range(4)]]).round(3)
 
@@ -712,7 +712,7 @@ pd.DataFrame(weights, index=[f"query {m}" for m in range(len(pos))],
 
 # %% [markdown]
 # ```{exercise}
-# :label: ex-08-5
+# :label: ex-09-5
 #
 # Estimate the share of the catalogue a batch of 16 windows of 200 films
 # covers on MovieLens-20M (about 27,000 films; 16 x 201 VID positions),
@@ -726,7 +726,7 @@ pd.DataFrame(weights, index=[f"query {m}" for m in range(len(pos))],
 # ```
 
 # %% [markdown] tags=["solution"]
-# ````{solution-start} ex-08-5
+# ````{solution-start} ex-09-5
 # :class: dropdown
 # ````
 
@@ -761,7 +761,7 @@ print(f"ML-20M, 16 windows of 200 films: about {expected_share(p_20m, 16 * 201):
 
 # %% [markdown]
 # ```{exercise}
-# :label: ex-08-6
+# :label: ex-09-6
 #
 # In-batch negatives are sampled in proportion to popularity. The "logQ"
 # correction subtracts from every candidate's logit (the positive's too) the
@@ -771,11 +771,11 @@ print(f"ML-20M, 16 windows of 200 films: about {expected_share(p_20m, 16 * 201):
 # second.* Does it help at batch 16? That needs a training run with a
 # modified loss (a copy of `info_nce_loss` patched into `cobra.losses`),
 # *about 5 minutes* per seed; the solution explains what to expect. Check:
-# `check("08.6", logq_loss)`, the mean corrected loss of the toy example.
+# `check("09.6", logq_loss)`, the mean corrected loss of the toy example.
 # ```
 
 # %% [markdown] tags=["solution"]
-# ````{solution-start} ex-08-6
+# ````{solution-start} ex-09-6
 # :class: dropdown
 # ````
 
@@ -795,7 +795,7 @@ logq_loss = float(np.mean(corrected))
 print("per-row losses    ", [round(x, 4) for x in per_row])
 print("with logQ         ", [round(x, 4) for x in corrected])
 print(f"mean {brute:.4f} -> {logq_loss:.4f}")
-check("08.6", logq_loss)
+check("09.6", logq_loss)
 
 # %% [markdown] tags=["solution"]
 # Item 1 fills half of the pool, so its logit is raised the least

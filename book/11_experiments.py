@@ -12,12 +12,12 @@
 # ---
 
 # %% [markdown]
-# # 10. Experiments: five recommenders under one protocol
+# # 11. Experiments: five recommenders under one protocol
 #
 # **Goal.** Compare every model of the book as a results section of a paper
 # would: SASRec {cite}`kang2018sasrec`, HSTU with direct item IDs
 # {cite}`zhai2024hstu`, HSTU with PrefixN semantic-ID embeddings fused with
-# the IDs ({doc}`chapter 05 <05_prefixn>`), TIGER's code-by-code generation
+# the IDs ({doc}`chapter 06 <06_prefixn>`), TIGER's code-by-code generation
 # {cite}`rajput2023tiger` and COBRA's sparse-plus-dense generation
 # {cite}`yang2025cobra`. First the protocol (one recipe, equal tuning on
 # validation, five seeds, a paired test), then what still differs between the
@@ -78,9 +78,9 @@ train_hours = glue("train_hours", sum(r["seconds"] for r in runs) / 3600)
 # expectation ({doc}`chapter 01 <01_data>`). Models that cut the catalogue to
 # a beam before ranking, TIGER and COBRA's `beam`, remove exactly the same
 # films *before* they cut, so no seen film takes a slot
-# ({doc}`chapter 09 <09_decoding>`). The last position's time bias uses the
+# ({doc}`chapter 10 <10_decoding>`). The last position's time bias uses the
 # request's time, the target's timestamp, as the HSTU reference does
-# ({doc}`chapter 06 <06_hstu>`).
+# ({doc}`chapter 05 <05_hstu>`).
 #
 # **One recipe.** Every model trains under the same loop settings
 # (`cobra.presets.CPU_RECIPE`): every training event is a target once per
@@ -202,7 +202,7 @@ intrinsic
 # Test HR@10 and NDCG@10 of each model's best validation checkpoint, next to
 # the `popular` baseline of {doc}`chapter 01 <01_data>`. COBRA appears twice:
 # as the preset decodes it (`beam`), and with the decoding mode chosen on
-# validation from the five of {doc}`chapter 09 <09_decoding>` (same runs,
+# validation from the five of {doc}`chapter 10 <10_decoding>` (same runs,
 # same checkpoints). The chosen one is COBRA's best configuration, so the last
 # columns compare it with each other row: the mean per-user difference of
 # NDCG@10 with its 95% bootstrap interval, and the Holm-corrected Wilcoxon
@@ -330,7 +330,7 @@ n_tied = glue("n_tied", tiger_split.num_items - tiger_beams)
 # ## COBRA's ablations
 #
 # **Decoding.** The benchmark scored each of COBRA's best checkpoints with
-# every decoding mode ({doc}`chapter 09 <09_decoding>`), on validation and on
+# every decoding mode ({doc}`chapter 10 <10_decoding>`), on validation and on
 # test:
 
 # %%
@@ -445,9 +445,9 @@ pd.DataFrame(pairs).T[["diff", "ci_low", "ci_high", "p_wilcoxon"]].round(4)
 # (p = {glue:text}`pair_hstu_sasrec_p:.2f`). The paper's gap grows with the
 # data; MovieLens-100K is the smallest set, and its timestamps are mostly
 # rating sessions, so HSTU's time bias has little to work with
-# ({doc}`chapter 06 <06_hstu>`). A caveat for any small benchmark: under
+# ({doc}`chapter 05 <05_hstu>`). A caveat for any small benchmark: under
 # the book's earlier protocol (one training window per user, presets not
-# tuned on validation) HSTU trailed SASRec; chapter 06 measures what each
+# tuned on validation) HSTU trailed SASRec; chapter 05 measures what each
 # change of the protocol does.
 #
 # **Semantic IDs as features.** PrefixN rows added to the IDs give the best

@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # 7. Interleaving sparse and dense tokens
+# # 8. Interleaving sparse and dense tokens
 #
 # **Goal.** Build the input of COBRA {cite}`yang2025cobra`: every film of a
 # history becomes *two* tokens, its semantic ID (the sparse token, `SID`) and
@@ -74,7 +74,7 @@ print(f"profile {profile.name}: {profile.dataset}, encoder {profile.encoder}, "
 #
 # - the **SID** ({doc}`chapter 03 <03_semantic_ids>`): a tuple of codes
 #   `(c1, c2, c3, u)`; its token is the PrefixN embedding of
-#   {doc}`chapter 05 <05_prefixn>`, the sum of learned vectors of the
+#   {doc}`chapter 06 <06_prefixn>`, the sum of learned vectors of the
 #   prefixes `(c1)`, `(c1, c2)`, `(c1, c2, c3)`, `(c1, c2, c3, u)`;
 # - the **VID** ({doc}`chapter 02 <02_item_embeddings>`): the film's frozen
 #   text vector ($D_\text{text} =$ {glue:text}`text_dim:d` dimensions for
@@ -248,7 +248,7 @@ print("targets and loss masks match the hand-worked table")
 # **How the model trains on it.** At serving time the model reads a history,
 # predicts the next SID at the last `VID` token, *appends* that SID as a new
 # token and reads the VID query off the hidden state there
-# ({doc}`chapter 09 <09_decoding>`). The
+# ({doc}`chapter 10 <10_decoding>`). The
 # sequence then ends on an *open* SID whose VID is what we want. Training
 # mirrors this: `CobraRecommender.training_loss` appends the window's next
 # film `d` as an open `SID(d)` token with no VID after it
@@ -339,7 +339,7 @@ assert not bool((moved[:3] > 1e-6).any()) and bool((moved[3:] > 1e-6).all())
 # ## Cloned timestamps and the time bias
 #
 # HSTU adds to every attention score a learned bias that depends on the time
-# gap between the query and the key ({doc}`chapter 06 <06_hstu>`), bucketed on
+# gap between the query and the key ({doc}`chapter 05 <05_hstu>`), bucketed on
 # a log scale. With two tokens per film, which time does each token carry?
 # Both tokens of a pair describe the same event, so COBRA-on-HSTU **clones** the
 # film's timestamp onto both (`clone_timestamps`, the source article's
@@ -350,7 +350,7 @@ print("item times ", timestamps[0].tolist())
 print("token times", clone_timestamps(timestamps)[0].tolist())
 
 # %% [markdown]
-# Recall from {doc}`chapter 06 <06_hstu>` that the bias at query `i` and key
+# Recall from {doc}`chapter 05 <05_hstu>` that the bias at query `i` and key
 # `j` uses `query_time[i] - time[j]`, where the query time is the time of *what
 # position `i` predicts*. In the interleaved sequence that is the time of the next
 # token:
@@ -361,7 +361,7 @@ print("token times", clone_timestamps(timestamps)[0].tolist())
 #   apart from the history even though the mask is a plain triangle;
 # - at `VID_t` (predicts `SID_{t+1}`): `ts_{t+1}`, the time of the next event,
 #   as in plain HSTU; the last token uses the request time when the batch
-#   carries it (`query_time`, {doc}`chapter 06 <06_hstu>`), else its own time,
+#   carries it (`query_time`, {doc}`chapter 05 <05_hstu>`), else its own time,
 #   as here.
 
 # %%
@@ -472,12 +472,12 @@ print("mask, cloned and query times, time gaps and targets equal cobra.interleav
 # ## Exercises
 #
 # Each exercise says how long it takes on the `cpu` profile. Those with one
-# right answer end with a check: `check("07.1", your_answer)` prints whether
+# right answer end with a check: `check("08.1", your_answer)` prints whether
 # it is right, with a hint if not. Solutions are folded below each exercise
 # (click to open); try first.
 #
 # ```{exercise}
-# :label: ex-07-1
+# :label: ex-08-1
 #
 # Build the item-level mask (the two tokens of a film see each other, and
 # everything of earlier films) and repeat the perturbation check: which
@@ -486,12 +486,12 @@ print("mask, cloned and query times, time gaps and targets equal cobra.interleav
 # lengths)` and then `model.backbone(inter.tokens, inter.timestamps,
 # inter.lengths, inter.mask, inter.query_timestamps)`; call these two
 # yourself with your `(1, 2T, 2T)` mask in place of `inter.mask`. *About a
-# second.* Check: `check("07.1", moved_tokens)` with the indices (0 to 7) of
+# second.* Check: `check("08.1", moved_tokens)` with the indices (0 to 7) of
 # the tokens whose hidden state moves by more than `1e-6`, as a tuple.
 # ```
 
 # %% [markdown] tags=["solution"]
-# ````{solution-start} ex-07-1
+# ````{solution-start} ex-08-1
 # :class: dropdown
 # ````
 
@@ -511,7 +511,7 @@ with torch.no_grad():
                   - hidden_with(item_mask, vid)).abs().amax(dim=-1)[0]  # (2T,)
 moved_tokens = tuple(int(i) for i in torch.nonzero(moved_item > 1e-6).flatten())
 print("item-level mask, moved:", ", ".join(labels[i] for i in moved_tokens))
-check("07.1", moved_tokens)
+check("08.1", moved_tokens)
 
 # %% [markdown] tags=["solution"]
 # Now `SID_2` moves too: its hidden state reads `VID_2`, the very vector it
@@ -524,17 +524,17 @@ check("07.1", moved_tokens)
 
 # %% [markdown]
 # ```{exercise}
-# :label: ex-07-2
+# :label: ex-08-2
 #
 # Use `interleave_targets` on a right-padded batch of two rows, items
 # `[a, b, c]` and `[d, 0, 0]`, with lengths 3 and 1 (no `next_ids`). Which
 # tokens carry a loss in the second row? *About a second.* Check:
-# `check("07.2", (n_sid_loss, n_vid_loss))`, the number of tokens of the
+# `check("08.2", (n_sid_loss, n_vid_loss))`, the number of tokens of the
 # second row that carry the SID loss and the VID loss.
 # ```
 
 # %% [markdown] tags=["solution"]
-# ````{solution-start} ex-07-2
+# ````{solution-start} ex-08-2
 # :class: dropdown
 # ````
 
@@ -547,7 +547,7 @@ pd.DataFrame({"target item": [name[int(i)] for i in padded_targets[1]],
 
 # %% tags=["solution"]
 n_sid_loss, n_vid_loss = int(padded_sid[1].sum()), int(padded_vid[1].sum())
-check("07.2", (n_sid_loss, n_vid_loss))
+check("08.2", (n_sid_loss, n_vid_loss))
 
 # %% [markdown] tags=["solution"]
 # Only `SID_1` carries a loss (the VID loss: it predicts `VID(d)`). `VID_1`
@@ -559,7 +559,7 @@ check("07.2", (n_sid_loss, n_vid_loss))
 
 # %% [markdown]
 # ```{exercise}
-# :label: ex-07-3
+# :label: ex-08-3
 #
 # Swap the order inside a pair to `[VID_t, SID_t]`. What would each position
 # predict, and what would decoding have to generate first? Think it through
@@ -568,7 +568,7 @@ check("07.2", (n_sid_loss, n_vid_loss))
 # ```
 
 # %% [markdown] tags=["solution"]
-# ````{solution-start} ex-07-3
+# ````{solution-start} ex-08-3
 # :class: dropdown
 # ````
 
@@ -593,7 +593,7 @@ pd.DataFrame({"token": swapped, "predicts": predicts}).set_index("token").T
 
 # %% [markdown]
 # ```{exercise}
-# :label: ex-07-4
+# :label: ex-08-4
 #
 # Replace the cloned times by `ts_t` for `SID_t` and `ts_t + 1` second for
 # `VID_t` (keep the rule that a token's query time is the next token's time,
@@ -602,12 +602,12 @@ pd.DataFrame({"token": swapped, "predicts": predicts}).set_index("token").T
 # first 10 ratings of user 1,
 # `ml.interactions.query("user == 1")["timestamp"].to_numpy()[:10]` (the
 # interactions are sorted by user, then time). *About a second.* Check:
-# `check("07.4", n_changed)`, the number of cells that the mask allows
+# `check("08.4", n_changed)`, the number of cells that the mask allows
 # whose bucket changes on user 1's history.
 # ```
 
 # %% [markdown] tags=["solution"]
-# ````{solution-start} ex-07-4
+# ````{solution-start} ex-08-4
 # :class: dropdown
 # ````
 
@@ -630,7 +630,7 @@ n_changed = int((user != 0).sum())
 print(f"user 1, gaps {torch.diff(user_ts).tolist()} s:")
 print(f"{n_changed} of {int(interleaved_mask(10).sum())} allowed buckets change, by "
       f"{sorted(user[user != 0].tolist())}")
-check("07.4", n_changed)
+check("08.4", n_changed)
 
 # %% [markdown] tags=["solution"]
 # On the running example nothing changes: its gaps are a minute or more, and
@@ -646,17 +646,17 @@ check("07.4", n_changed)
 
 # %% [markdown]
 # ```{exercise}
-# :label: ex-07-5
+# :label: ex-08-5
 #
 # With `max_seq_len = 50` films, how many token slots does COBRA's backbone
 # attend over, and how much larger is one attention matrix than plain
 # HSTU's, which has one token per film? (Hint: `CobraRecommender` also
-# appends the open SID.) *About a minute.* Check: `check("07.5", (slots,
+# appends the open SID.) *About a minute.* Check: `check("08.5", (slots,
 # ratio))`.
 # ```
 
 # %% [markdown] tags=["solution"]
-# ````{solution-start} ex-07-5
+# ````{solution-start} ex-08-5
 # :class: dropdown
 # ````
 
@@ -666,7 +666,7 @@ slots = 2 * (films + 1)  # a SID and a VID per film, plus the open SID's pair
 ratio = slots**2 / films**2
 print(f"{films} films: {slots} token slots (the backbone holds "
       f"{model.backbone.max_seq_len}); attention matrix {ratio:.2f}x plain HSTU's")
-check("07.5", (slots, ratio))
+check("08.5", (slots, ratio))
 
 # %% [markdown] tags=["solution"]
 # The open SID's pair makes it `2 (50 + 1) = 102` slots, not 100 (the open

@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # 9. Decoding: from a history to a ranked list
+# # 10. Decoding: from a history to a ranked list
 #
 # **Goal.** A trained COBRA model generates in two steps, a sparse one (the
 # next semantic ID) and a dense one (a vector searched among the films'
@@ -23,7 +23,7 @@
 # `sparse`, that skips the dense step. We check each against a few lines of
 # our own on a briefly trained model, measure what each costs, and ask what
 # the beam width $M$ buys. Which mode to *ship* is decided on fully trained
-# models: the five converged runs of {doc}`chapter 10 <10_experiments>`, read
+# models: the five converged runs of {doc}`chapter 11 <11_experiments>`, read
 # from their committed results.
 #
 # **Run time.** About 1 min on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
@@ -68,9 +68,9 @@ print(f"profile {profile.name}: {profile.dataset}\n"
 # ## A model to decode
 #
 # We train one `cobra-cpu` model (catalogue negatives,
-# {doc}`chapter 08 <08_dual_loss>`). To keep the chapter within a few minutes
+# {doc}`chapter 09 <09_dual_loss>`). To keep the chapter within a few minutes
 # on two CPU cores we train for a **short budget of 3 epochs** (every training
-# event is a target in each, {doc}`chapter 06 <06_hstu>`) instead of the
+# event is a target in each, {doc}`chapter 05 <05_hstu>`) instead of the
 # preset's 100 with early stopping, selecting the epoch by validation
 # NDCG@10 under `direct` decoding (the cheapest mode). This model is for the
 # mechanics: building the modes, checking them, timing them. Its quality
@@ -459,7 +459,7 @@ plt.show()
 #
 # A model three epochs into training is not the model anyone deploys, and the
 # ranking of decoders can change as the SID distribution sharpens.
-# {doc}`Chapter 10 <10_experiments>` trains `cobra-cpu` to convergence with
+# {doc}`Chapter 11 <11_experiments>` trains `cobra-cpu` to convergence with
 # five seeds (early stopping on validation), which takes longer than a chapter
 # may, so the benchmark scored each of those best checkpoints under every
 # mode, on validation and on test, and committed the result
@@ -515,7 +515,7 @@ decodes.round(4)
 # that skips the dense step. That says more about this setup than about
 # COBRA: the dense step earns its place when a SID is a *category* shared by
 # many films, so that the sparse step can only narrow the search and the
-# dense step must pick inside it ({doc}`chapter 10 <10_experiments>` ablates
+# dense step must pick inside it ({doc}`chapter 11 <11_experiments>` ablates
 # coarser IDs).
 
 # %% [markdown]
@@ -536,7 +536,7 @@ decodes.round(4)
 #   keeps improving up to $M =$ {glue:text}`best_width:d`, at $M$ backbone
 #   passes for the dense step where the other modes need one.
 # - `sparse` is ahead of every dense mode, on this model and on the converged
-#   runs of chapter 10, where validation chooses it
+#   runs of chapter 11, where validation chooses it
 #   ({glue:text}`conv_sparse_gain:+.0%` over `beam`): with unique semantic
 #   IDs the dense step re-ranks by text similarity and loses collaborative
 #   signal.
