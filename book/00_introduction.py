@@ -17,6 +17,8 @@
 # **Goal.** Say what this book builds, how its chapters and its `cobra` package
 # fit together, and how to run every chapter on a laptop CPU or on one 24 GB GPU.
 #
+# **Prerequisites.** none: this chapter sets up the book and its package.
+#
 # **Run time.** About 3 s on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
 #
 # ## What the book is about
@@ -45,8 +47,10 @@
 # | {doc}`02 <02_item_embeddings>` | item texts and their embeddings | `cobra.text` |
 # | {doc}`03 <03_semantic_ids>`–{doc}`04 <04_sid_diagnostics>` | semantic IDs with (balanced) residual k-means, and their diagnostics | `cobra.sid`, `cobra.sid_metrics` |
 # | {doc}`05 <05_hstu>`–{doc}`06 <06_prefixn>` | HSTU against SASRec; PrefixN embeddings | `cobra.hstu`, `cobra.sasrec`, `cobra.embeddings` |
+# | {doc}`07 <07_tiger>` | TIGER: a film's semantic ID generated code by code, the trie and constrained beam search | `cobra.tiger`, `cobra.trie` |
 # | {doc}`08 <08_interleaving>`–{doc}`10 <10_decoding>` | COBRA: interleaving, the dual loss, decoding | `cobra.interleave`, `cobra.cobra_model`, `cobra.losses`, `cobra.decode` |
-# | {doc}`11 <11_experiments>` | five recommenders, TIGER among them, under one protocol | `cobra.tiger`, `cobra.trie`, `cobra.bench`, `cobra.stats` |
+# | {doc}`11 <11_experiments>` | five recommenders under one protocol: tuning, seeds, significance, ablations | `cobra.bench`, `cobra.stats` |
+# | {doc}`12 <12_full_scale>` | appendix: the book at full scale on one 24 GB GPU | `cobra.bench.scale` |
 #
 # The {doc}`notation and glossary <notation>` page after the last chapter gives
 # every symbol of the book one meaning and defines the terms the chapters use,
@@ -157,8 +161,9 @@ check("00.1", commands)
 # `data` and `eval` belong to {doc}`chapter 01 <01_data>`, `embed` to
 # {doc}`chapter 02 <02_item_embeddings>`, `sid` to {doc}`chapters 03 and 04
 # <03_semantic_ids>`, `train` and `presets` to {doc}`chapter 05 <05_hstu>`
-# onwards, `import` to the "Your own data" section of chapter 01, and `bench`
-# to the chapters that quote a benchmark (04, 06, 08, 10).
+# onwards, `import` to {ref}`own-data` in {doc}`chapter 01 <01_data>`, and
+# `bench` to the chapters that quote a benchmark ({doc}`04 <04_sid_diagnostics>`,
+# {doc}`05 <05_hstu>`, {doc}`09 <09_dual_loss>`, {doc}`11 <11_experiments>`).
 #
 # ````{solution-end}
 # ````

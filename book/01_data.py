@@ -20,6 +20,9 @@
 # recommenders, `popular` and `random`, whose scores are the numbers every
 # model in this book has to beat.
 #
+# **Prerequisites.** {doc}`chapter 00 <00_introduction>` (installing the
+# package, the profiles).
+#
 # **Run time.** About 5 s on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
 #
 # The code lives in `cobra.movielens` (download, checksum, parse),
@@ -302,6 +305,7 @@ print(f"popular on the validation split: HR@10 {valid['hr@10']:.4f}, "
       f"NDCG@10 {valid['ndcg@10']:.4f}")
 
 # %% [markdown]
+# (own-data)=
 # ## Your own data
 #
 # Nothing above is specific to films. `cobra.datasets.import_dataset` (in a

@@ -20,6 +20,8 @@
 # and check that a film's nearest neighbours make sense. These vectors are the
 # raw material of the semantic IDs in {doc}`chapter 03 <03_semantic_ids>`.
 #
+# **Prerequisites.** {doc}`chapter 01 <01_data>` (the dataset and its items).
+#
 # **Run time.** About 35 s on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
 #
 # The code lives in `cobra.text`: `item_texts` (film → text), `get_encoder`

@@ -25,6 +25,10 @@
 # building the mask, the targets and the times from scratch in a few lines and
 # checking them against the package.
 #
+# **Prerequisites.** {doc}`chapter 02 <02_item_embeddings>` (the item
+# vectors), {doc}`chapter 05 <05_hstu>` (HSTU and its time bias) and
+# {doc}`chapter 06 <06_prefixn>` (PrefixN).
+#
 # **Run time.** About 3 s on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
 #
 # The code lives in `cobra.interleave` (`interleave_pairs`, `interleaved_mask`,

@@ -26,6 +26,9 @@
 # diagnosis: COBRA with in-batch negatives at batch 16, 64 and 256 against
 # catalogue negatives at the same batch sizes, each trained to convergence.
 #
+# **Prerequisites.** {doc}`chapter 05 <05_hstu>` (the sampled softmax) and
+# {doc}`chapter 08 <08_interleaving>` (what each token predicts).
+#
 # **Run time.** About 3 s on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
 #
 # The code lives in `cobra.losses` (`sampled_softmax_loss`, `info_nce_loss`

@@ -176,3 +176,29 @@ def test_no_result_number_is_typed_by_hand(py: Path):
                 typed += TYPED_RESULT.findall(QUOTED.sub(" ", paragraph))
             previous = paragraph
     assert not typed, f"{py.name}: numbers typed into the prose {typed}: glue them (cobra.book.glue) or quote a paper"
+
+
+# Every chapter has the same skeleton: what you will learn, what to read first, how long it runs, then the
+# chapter, its summary and its exercises.
+SKELETON = ("**Goal.**", "**Prerequisites.**", "**Run time.**", "## Summary", "## Exercises")
+
+
+@pytest.mark.parametrize("py", chapters(), ids=lambda p: p.name)
+def test_every_chapter_has_the_same_skeleton(py: Path):
+    text = "\n".join(_markdown(py))
+    where = [text.find(part) for part in SKELETON]
+    missing = [part for part, i in zip(SKELETON, where, strict=True) if i < 0]
+    assert not missing, f"{py.name} lacks {missing}"
+    assert where == sorted(where), f"{py.name}: the parts must come in the order {SKELETON}"
+    prerequisites = text[where[1]:where[2]]
+    assert "{doc}" in prerequisites or py.name.startswith("00_"), f"{py.name}: link the prerequisites"
+
+
+PLAIN_CHAPTER = re.compile(r"(?<!\{doc\}`)[Cc]hapters? \d\d")
+
+
+@pytest.mark.parametrize("py", chapters(), ids=lambda p: p.name)
+def test_chapters_refer_to_each_other_by_links(py: Path):
+    """'chapter NN' in the prose is always a {doc} link, so the HTML can follow it."""
+    plain = [m.group(0) for md in _markdown(py) for m in PLAIN_CHAPTER.finditer(md)]
+    assert not plain, f"{py.name}: {plain} in plain text: write {{doc}}`chapter NN <NN_slug>`"
