@@ -21,6 +21,9 @@
 # equally busy, and TIGER's uniqueness code {cite}`rajput2023tiger` that makes
 # every ID name exactly one film. Then we look at the IDs real films get.
 #
+# **Prerequisites.** {doc}`chapter 02 <02_item_embeddings>` (the item vectors
+# and their map).
+#
 # **Run time.** About 20 s on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
 #
 # The code lives in `cobra.sid`: `kmeans`, `balanced_kmeans`,
@@ -161,25 +164,36 @@ print(f"cluster sizes: smallest {sizes1.min()}, largest {sizes1.max()}, "
 
 # %% [markdown]
 # Each film now has its first code `c1`, the number of its cluster. On the map
-# of {doc}`chapter 02 <02_item_embeddings>`, coloured by `c1`, with each
-# cluster's number written at the middle of its films:
+# of {doc}`chapter 02 <02_item_embeddings>`, the nine largest clusters are in
+# colour and the others in grey (a colour per cluster could not be told apart),
+# with each cluster's number written at the middle of its films:
 
 # %%
 def draw_codes(ax, labels: np.ndarray, title: str) -> None:
-    # 40 colours
-    colours = np.array(plt.get_cmap("tab20").colors + plt.get_cmap("tab20b").colors)
-    ax.scatter(xy[:, 0], xy[:, 1], s=6, c=colours[labels % len(colours)], linewidths=0)
+    """Scatter the map: the nine largest clusters in colour, the rest in grey."""
+    # tab10 without its grey, which the other clusters use
+    palette = [c for k, c in enumerate(plt.get_cmap("tab10").colors) if k != 7]
+    largest = np.argsort(-np.bincount(labels))[:len(palette)]
+    colour_of = {int(j): palette[k] for k, j in enumerate(largest)}
+    grey = labels[:, None] != largest[None, :]  # (N, 9)
+    rest = grey.all(axis=1)
+    ax.scatter(xy[rest, 0], xy[rest, 1], s=5, color="0.82", linewidths=0)
+    for j, colour in colour_of.items():
+        ax.scatter(xy[labels == j, 0], xy[labels == j, 1], s=7, color=colour,
+                   linewidths=0)
     for j in np.unique(labels):
         cx, cy = np.median(xy[labels == j], axis=0)
-        ax.text(cx, cy, str(j), fontsize=8, ha="center", va="center", fontweight="bold",
+        ax.text(cx, cy, str(j), fontsize=8, ha="center", va="center",
+                fontweight="bold", color=colour_of.get(int(j), "0.45"),
                 bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
-                      "alpha": 0.7})
+                      "alpha": 0.75})
     ax.set_title(title)
     ax.set_axis_off()
 
 
 fig, ax = plt.subplots(figsize=(7.5, 6.5))
-draw_codes(ax, c1.numpy(), f"Level-1 k-means codes (K = {K}) on the UMAP map")
+draw_codes(ax, c1.numpy(), f"Level-1 k-means codes (K = {K}) on the UMAP map:\n"
+           "the nine largest clusters in colour")
 plt.tight_layout()
 plt.show()
 

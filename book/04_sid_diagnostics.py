@@ -20,6 +20,9 @@
 # evenly they use the codebook, and how often films collide, and we see how the
 # codebook size `K` trades collisions against reconstruction.
 #
+# **Prerequisites.** {doc}`chapter 03 <03_semantic_ids>` (residual k-means and
+# its balanced variant).
+#
 # **Run time.** About 15 s on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
 #
 # The metrics live in `cobra.sid_metrics` (`sid_report`, `normalized_entropy`,
@@ -30,6 +33,7 @@
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 
 from cobra.bench.sid import synthetic_embeddings
 from cobra.book import compute_device, glue, setup, subsample
@@ -203,17 +207,17 @@ plt.show()
 # (the dashed line is the equal share `N/K`):
 
 # %%
+code_sizes = pd.DataFrame(
+    [{"level": lv + 1, "method": m, "films per code": int(s)}
+     for lv in range(L) for m in ("kmeans", "balanced")
+     for s in np.bincount(fits[m, K].codes[:, lv], minlength=K)])
 fig, axes = plt.subplots(1, L, figsize=(10, 3.4), sharey=True)
 for lv, ax in enumerate(axes):
-    sizes = {m: np.bincount(fits[m, K].codes[:, lv], minlength=K)
-             for m in ("kmeans", "balanced")}
-    bins = np.arange(0, max(s.max() for s in sizes.values()) + 10, 10)
-    for i, (m, s) in enumerate(sizes.items()):
-        ax.hist(s, bins=bins, color=f"C{2 * i}", alpha=0.7, label=m)
+    sns.histplot(code_sizes[code_sizes["level"] == lv + 1], x="films per code",
+                 hue="method", palette={"kmeans": "C0", "balanced": "C2"},
+                 binwidth=10, element="step", ax=ax, legend=lv == 0)
     ax.axvline(N / K, color="C3", ls="--", lw=1)
-    ax.set(title=f"level {lv + 1}", xlabel="films per code")
-axes[0].set_ylabel("codes")
-axes[0].legend()
+    ax.set(title=f"level {lv + 1}", ylabel="codes")
 plt.tight_layout()
 plt.show()
 
@@ -238,7 +242,7 @@ ax.axhspan(lo, hi, color="grey", alpha=0.25, label=f"tolerance band {lo}..{hi}")
 ax.set_yscale("log")
 ax.set(xlabel="code rank (largest first)", ylabel="films per code (log scale)",
        title=f"Sorted cluster sizes, K = {K}")
-ax.legend(fontsize=8, ncol=2, loc="lower left")
+ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
 plt.show()
 
 # %% [markdown]
