@@ -405,6 +405,43 @@ def _films_in_cache(size: int = 1024) -> int:
     return len(torch.unique(queue.entries()[0]))
 
 
+# Chapter 07: TIGER
+
+
+@cache
+def _tiger_codes() -> np.ndarray:
+    """The ``tiger-cpu`` preset's semantic IDs (balanced, the ``cpu`` profile's shape), (N, L + 1) int64."""
+    from cobra.inputs import semantic_ids
+    from cobra.sid import SIDConfig
+
+    return semantic_ids(CPU.dataset, CPU.encoder, SIDConfig(levels=CPU.sid_levels, codes=CPU.sid_codes))
+
+
+def _tuples_and_share_of_films() -> tuple[int, float]:
+    """Distinct (c_1, ..., c_L) tuples of the films, and the share of all words of L + 1 codes that are films."""
+    from cobra.trie import SIDTrie
+
+    trie = SIDTrie(_tiger_codes())
+    return trie.num_nodes[trie.depth - 1], trie.num_items / math.prod(trie.vocab_sizes)
+
+
+def _films_under_prefixes(item: int = 50) -> tuple[int, ...]:
+    """Films whose ID starts with the first 1, 2, ..., L + 1 codes of ``item``'s."""
+    codes = _tiger_codes()
+    return tuple(int((codes[:, :d] == codes[item - 1, :d]).all(1).sum()) for d in range(1, codes.shape[1] + 1))
+
+
+def _dead_prefixes() -> tuple[int, ...]:
+    """Prefixes of depth 1..L all of whose films the first test user has seen (``SIDTrie.live_nodes``)."""
+    from cobra.data import eval_batches
+    from cobra.trie import SIDTrie
+
+    trie = SIDTrie(_tiger_codes())
+    batch = next(eval_batches(_split(), "test", CPU.max_seq_len, 1))
+    excluded = batch.excluded(trie.num_items)  # (1, N + 1)
+    return tuple(int((~trie.live_nodes(excluded, level)).sum()) for level in range(trie.depth - 1))
+
+
 EXERCISES: dict[str, Exercise] = {e.key: e for e in (
     Exercise("00.1", _commands, "`python -m cobra --help` lists them under COMMAND; compare the sorted tuple"),
     Exercise("00.2", _profile_changes, "print both profiles (`cobra.config.PROFILES`) side by side and count "
@@ -446,6 +483,12 @@ EXERCISES: dict[str, Exercise] = {e.key: e for e in (
     Exercise("04.5", lambda: _report(encoder="tfidf")["collision_rate"][-1], "vectors from "
              "`embed_items(profile.dataset, \"tfidf\")`, balanced IDs at `K = 32`, then "
              "`sid_report(...)[\"collision_rate\"][-1]`", rel_tol=1e-9),
+    Exercise("07.1", _tuples_and_share_of_films, "count the prefixes of `films_under` of length L (the tuples) "
+             "and of length L + 1 (the films); divide the films by `math.prod(vocab)`", rel_tol=1e-9),
+    Exercise("07.2", _films_under_prefixes, "`len(films_under[star_wars[:d]])` for d = 1, ..., L + 1, with "
+             "`star_wars` the codes of row 49 of `codes` (item 50)"),
+    Exercise("07.3", _dead_prefixes, "a prefix of length d is dead when every film of `films_under[prefix]` is in "
+             "`seen_sets[0]`; count them for d = 1, ..., L"),
     Exercise("08.1", _moved_under_item_mask, "the item-level mask allows key j for query i when "
              "`j // 2 <= i // 2`; the tokens that move are those that can see `VID_2` (token 3), now "
              "including `SID_2`; give their indices as a tuple"),

@@ -311,7 +311,7 @@ class TigerRecommender(nn.Module):
         return loss, stats
 
     # -- decoding -----------------------------------------------------------------------------------
-    def _step_fn(self, ids: torch.Tensor, timestamps: torch.Tensor, lengths: torch.Tensor,
+    def step_function(self, ids: torch.Tensor, timestamps: torch.Tensor, lengths: torch.Tensor,
                  query_time: torch.Tensor | None = None):
         """Build ``step_logits(level, prefixes (B, m, level)) -> (B, m, V_level)`` for one batch.
 
@@ -373,7 +373,7 @@ class TigerRecommender(nn.Module):
         exclude_history = self.config.exclude_history if exclude_history is None else exclude_history
         lengths, ids, ts = last_events(batch.lengths, self.config.max_seq_len, batch.ids, batch.timestamps)
         exclude = batch.excluded(self.config.num_items) if exclude_history else None
-        step = self._step_fn(ids, ts, lengths, request_times(self.config, batch))
+        step = self.step_function(ids, ts, lengths, request_times(self.config, batch))
         return constrained_beam_search(step, self.trie, len(ids), M, exclude)
 
     @torch.no_grad()

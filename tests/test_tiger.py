@@ -64,7 +64,7 @@ def test_teacher_forcing_matches_decoding_steps() -> None:
     last = batch.lengths - 1
     rows = torch.arange(len(batch))
     target = model.trie.codes[batch.next_ids[rows, last]]  # (B, S)
-    step = model._step_fn(batch.ids, batch.timestamps, batch.lengths)
+    step = model.step_function(batch.ids, batch.timestamps, batch.lengths)
     for level in range(S):
         got = step(level, target[:, None, :level])[:, 0]  # (B, V)
         want = logits[level][rows, last]  # (B, V)
