@@ -23,6 +23,9 @@
 # on MovieLens-100K, compare them with the baselines of
 # {doc}`chapter 01 <01_data>`, and look at the bias HSTU learned.
 #
+# **Prerequisites.** {doc}`chapter 01 <01_data>` (the leave-one-out split,
+# the baselines and the metrics).
+#
 # **Run time.** About 1.5 min on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
 #
 # The code lives in `cobra.hstu` (`time_bucket`, `RelativeBias`, `HSTUBlock`,
@@ -31,6 +34,7 @@
 # `cobra.runs` (the run directory, `load_run`).
 
 # %%
+import dataclasses
 import tempfile
 import textwrap
 import warnings
@@ -43,8 +47,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import TqdmWarning
 
-from cobra.book import glue, load_result, setup, subsample
-from cobra.data import TrainWindows, load_split
+from cobra.book import claim, glue, load_result, setup, subsample
+from cobra.data import TrainWindows, eval_batches, load_split
+from cobra.exercises import check
 from cobra.hstu import (
     HSTUBlock,
     allowed_attention,
@@ -53,10 +58,11 @@ from cobra.hstu import (
     valid_mask,
 )
 from cobra.metrics import BASELINES, evaluate_baseline
+from cobra.models import SequentialRecommender
 from cobra.presets import get_preset, preset_table
 from cobra.runs import load_run, validation_curve
 from cobra.stats import compare
-from cobra.train import fit
+from cobra.train import evaluate, fit
 
 # tqdm.auto, imported by the training loop, warns inside a notebook that
 # ipywidgets is missing; no progress bars are drawn here (progress=False), so the
@@ -91,10 +97,11 @@ causal = torch.ones(T, T, dtype=torch.bool).tril()
 softmax_w = torch.softmax(scores.masked_fill(~causal, float("-inf")), dim=-1)  # (T, T)
 hstu_w = F.silu(scores) / T * causal  # (T, T)
 
+reach = float(hstu_w.abs().max())  # a symmetric scale that no weight exceeds
 fig, axes = plt.subplots(1, 2, figsize=(10, 4))
 for ax, w, name, cmap, lim in [
         (axes[0], softmax_w, "softmax", "Blues", (0, 1)),
-        (axes[1], hstu_w, "SiLU / n (HSTU)", "RdBu_r", (-0.5, 0.5))]:
+        (axes[1], hstu_w, r"SiLU$(z) / n$ (HSTU)", "RdBu_r", (-reach, reach))]:
     im = ax.imshow(w.numpy(), cmap=cmap, vmin=lim[0], vmax=lim[1])
     for i in range(T):
         ax.text(T - 0.2, i, f"{float(w[i].sum()):.2f}", va="center", fontsize=8)
@@ -713,24 +720,301 @@ glue("n_users", split.sequences.num_rows)
 #
 # ## Exercises
 #
-# 1. The tuning grid gave every model four configurations (two learning rates,
-#    two dropouts). Give HSTU and SASRec the same larger budget: add
-#    `train.weight_decay` at `0.01` and `0.1` (`python -m cobra bench tune
-#    --models hstu-cpu,sasrec-cpu` after widening `cobra.presets.TUNE_GRID`),
-#    choose on validation NDCG@10, and only then look at test. Does the gap
-#    between the two models change?
-# 2. Give SASRec the original paper's feed-forward width (`model.ffn_dim=64`
-#    instead of $4D$) so both backbones have a similar number of parameters.
-#    Does the ranking change?
-# 3. The last position's query time is the request time (`batch.query_time`).
-#    Evaluate the HSTU trained above once more with `model.request_time`
-#    switched off *only at evaluation* (load the run, replace its config with
-#    `dataclasses.replace(model.config, request_time=False)`, and call
-#    `cobra.train.evaluate`). How much of the gap between the two committed
-#    benchmarks comes from evaluation alone, and how much from training?
-# 4. Train `hstu-cpu` with `model.max_seq_len=200` so that long histories are
-#    no longer cut to their last 50 events. Which model gains more, HSTU or
-#    SASRec?
-# 5. Replace the SiLU by a softmax inside a copy of `HSTUBlock` (keep the
-#    bias and the gate). Is pointwise attention what separates HSTU from SASRec
-#    on this data, or the gate and the missing feed-forward network?
+# Each exercise says how long it takes on the `cpu` profile. Those with one
+# right answer end with a check: `check("05.1", your_answer)` prints whether
+# it is right, with a hint if not. Solutions are folded below each exercise
+# (click to open); try first. Exercises that train models say how long the
+# training takes; their solutions read the committed results, or do a cheap
+# part of the work, so that the chapter stays fast.
+#
+# ```{exercise}
+# :label: ex-05-1
+#
+# The tuning grid gave every model four configurations (two learning rates,
+# two dropouts). Give HSTU and SASRec the same larger budget: add
+# `"train.weight_decay": (0.0, 0.01, 0.1)` to `cobra.presets.TUNE_GRID` and
+# run `python -m cobra bench tune --models hstu-cpu,sasrec-cpu --jobs 2`
+# (*about an hour of training on two cores*), choose on validation NDCG@10,
+# and only then look at test. Does the gap between the two models change?
+# Before training, read the baseline off the committed grid:
+# `load_result("tune_cpu")["models"][name]["points"]` lists each
+# configuration's `overrides` and `valid_ndcg@10`. *About a second.* Check:
+# `check("05.1", valid_gap)`, HSTU's best validation NDCG@10 minus SASRec's.
+# ```
+
+# %% [markdown] tags=["solution"]
+# ````{solution-start} ex-05-1
+# :class: dropdown
+# ````
+
+# %% tags=["solution"]
+# TUNE_GRID["train.weight_decay"] = (0.0, 0.01, 0.1), then
+# python -m cobra bench tune --models hstu-cpu,sasrec-cpu --jobs 2
+tune = load_result("tune_cpu")  # the committed grid
+grid_rows, best_valid, grid_minutes = [], {}, 0.0
+for name in ("hstu-cpu", "sasrec-cpu"):
+    points = tune["models"][name]["points"]
+    best_valid[name] = max(p["valid_ndcg@10"] for p in points)
+    grid_minutes += sum(p["seconds"] for p in points) / 60
+    grid_rows += [{"model": name, **p["overrides"], "valid ndcg@10": p["valid_ndcg@10"]}
+                  for p in points]
+valid_gap = best_valid["hstu-cpu"] - best_valid["sasrec-cpu"]
+print(f"best validation NDCG@10: HSTU {best_valid['hstu-cpu']:.4f}, SASRec "
+      f"{best_valid['sasrec-cpu']:.4f}, gap {valid_gap:+.4f}\n"
+      f"test gap of the tuned presets (above): {pair['diff']:+.4f}\n"
+      f"the committed grid trained {grid_minutes:.0f} min for the two models;\n"
+      "three weight decays make it three times as long")
+check("05.1", valid_gap)
+claim(0 < valid_gap < 0.01, "HSTU leads on validation by less than a hundredth")
+pd.DataFrame(grid_rows).set_index(["model", "train.lr", "model.dropout"]).round(4)
+
+# %% [markdown] tags=["solution"]
+# Without weight decay HSTU is ahead on validation by less than a hundredth,
+# and on test by a difference the paired test does not separate from chance.
+# A wider grid can only raise each model's best validation score; if the gap
+# moves by less than the spread between the four points of one model, the
+# answer is "no". Overfitting small data is where weight decay could help,
+# and SASRec, with more parameters ({ref}`the next exercise <ex-05-2>`), has
+# more room to overfit, so if anything expect SASRec to gain more. Whatever
+# validation says, the test comparison needs five seeds of the two chosen
+# configurations (`bench quality --set train.weight_decay=...`).
+#
+# ````{solution-end}
+# ````
+
+# %% [markdown]
+# ```{exercise}
+# :label: ex-05-2
+#
+# Give SASRec the original paper's feed-forward width, $D$ instead of $4D$
+# (`model.ffn_dim=64` on the `cpu` profile), so that both backbones have a
+# similar number of parameters. Count first: build the models with
+# `SequentialRecommender(config.model)` for `config = get_preset(name,
+# overrides)` and sum `p.numel()` over `model.backbone.parameters()` (the
+# item table is the same for both). *About a second.* Check:
+# `check("05.2", (hstu_params, sasrec_params, sasrec_params_d))`, HSTU's,
+# SASRec's with $4D$ and SASRec's with $D$. Then train `python -m cobra bench
+# quality --models sasrec-cpu --seeds 5 --jobs 2 --set model.ffn_dim=64`
+# (*about 4 minutes per seed*). Does the ranking change?
+# ```
+
+# %% [markdown] tags=["solution"]
+# ````{solution-start} ex-05-2
+# :class: dropdown
+# ````
+
+# %% tags=["solution"]
+# python -m cobra bench quality --models sasrec-cpu --seeds 5 --jobs 2 \
+#     --set model.ffn_dim=64
+def backbone_parameters(name: str, overrides: dict | None = None) -> int:
+    """Parameters of the backbone of preset `name` (the item table left out)."""
+    config = get_preset(name, overrides).model
+    config = dataclasses.replace(config, num_items=split.num_items)
+    model = SequentialRecommender(config)
+    return sum(p.numel() for p in model.backbone.parameters())
+
+
+sasrec_preset = f"sasrec-{profile.name}"
+hstu_params = backbone_parameters(hstu_preset)
+sasrec_params = backbone_parameters(sasrec_preset)
+sasrec_params_d = backbone_parameters(sasrec_preset, {"model.ffn_dim": hstu.config.dim})
+print(f"backbone parameters: HSTU {hstu_params:,}, SASRec {sasrec_params:,} (4D), "
+      f"SASRec {sasrec_params_d:,} (D)")
+seconds = np.mean([r["seconds"] for r in full["sasrec"]["runs"]])
+print(f"a committed SASRec run trained for {seconds / 60:.0f} min")
+check("05.2", (hstu_params, sasrec_params, sasrec_params_d))
+claim(sasrec_params > 2 * hstu_params, "SASRec (4D) has over twice HSTU's parameters")
+
+# %% [markdown] tags=["solution"]
+# HSTU has no feed-forward network, and SASRec's at $4D$ holds most of its
+# parameters: it has more than twice HSTU's. At width $D$ the two are close.
+# On MovieLens-100K the extra parameters are not what makes the difference:
+# the committed runs put HSTU ahead by a margin within chance, and a smaller
+# SASRec has less room to overfit, so expect it at about the same NDCG@10,
+# within the spread over seeds; the ranking should not change.
+#
+# ````{solution-end}
+# ````
+
+# %% [markdown]
+# ```{exercise}
+# :label: ex-05-3
+#
+# The last position's query time is the request time (`batch.query_time`).
+# Evaluate the HSTU trained above once more with `model.request_time`
+# switched off *only at evaluation*: set `hstu.config =
+# dataclasses.replace(hstu.config, request_time=False)`, call
+# `cobra.train.evaluate(hstu, split, "test")`, and put the old config back.
+# First count: for how many test users does the switch change anything,
+# that is at least one time bucket of the last query row? Loop over
+# `eval_batches(split, "test", max_seq_len, 512)` ({doc}`chapter 01
+# <01_data>`); the last row's query time is `batch.query_time` with the
+# request time and the last event's own timestamp without. *About a second.*
+# Check: `check("05.3", changed_users)`. How much of the gap between the two
+# committed benchmarks comes from evaluation alone, and how much from
+# training? An open question: the solution evaluates the short run both
+# ways (*a few seconds*) and shows how to answer it on a fully trained run.
+# ```
+
+# %% [markdown] tags=["solution"]
+# ````{solution-start} ex-05-3
+# :class: dropdown
+# ````
+
+# %% tags=["solution"]
+changed_users = 0
+for b in eval_batches(split, "test", hstu.config.max_seq_len, 512):
+    own_time = b.timestamps[torch.arange(len(b)), b.lengths - 1]  # (B,) last event's
+    request_row = time_bucket(b.query_time[:, None] - b.timestamps)  # (B, T) last row
+    own_row = time_bucket(own_time[:, None] - b.timestamps)  # (B, T) without
+    keys = valid_mask(b.lengths, b.ids.shape[1])  # (B, T) real events
+    changed_users += int(((request_row != own_row) & keys).any(dim=1).sum())
+print(f"{changed_users} of {split.targets('test')[0].size} test users see another "
+      "bucket in the last row")
+check("05.3", changed_users)
+
+# %% tags=["solution"]
+# nbval-rtol: 0.01 -- float32 training: other CPUs round differently (~0.1%)
+def test_with(request_time: bool) -> dict:
+    """Test metrics of the HSTU trained above, with or without the request time."""
+    as_trained = hstu.config
+    hstu.config = dataclasses.replace(as_trained, request_time=request_time)
+    try:
+        return evaluate(hstu, split, "test")
+    finally:
+        hstu.config = as_trained
+
+
+with_request, without_request = test_with(True), test_with(False)
+time_std = max(float(blk.rel_bias.time_weight.detach().std())
+               for blk in hstu.backbone.blocks)
+committed = ablations["last event's own time"]["models"]["hstu-cpu"]
+print(f"short run: test NDCG@10 {with_request['ndcg@10']:.4f} with the request time, "
+      f"{without_request['ndcg@10']:.4f} without;\nMRR {with_request['mrr']:.4f} and "
+      f"{without_request['mrr']:.4f}; its time bias has std {time_std:.3f}")
+print(f"committed benchmarks, test NDCG@10: {full['hstu']['ndcg@10_mean']:.4f} trained "
+      f"with it, {committed['ndcg@10_mean']:.4f} without")
+claim(abs(with_request["ndcg@10"] - without_request["ndcg@10"]) < 1e-3,
+      "switching the request time off at evaluation barely moves the short run")
+
+# %% [markdown] tags=["solution"]
+# Only the users whose request comes seconds or more after their last rating
+# are touched; for the others the last row's buckets are the same either
+# way. On the short run the switch changes next to nothing: after four
+# epochs the time bias is still close to its random start (the standard
+# deviation printed above, against `0.02` at initialisation), so the scores
+# move a little and the top 10 barely at all. Evaluation alone explains none
+# of the gap *here*. The question is about a model that has learned its time
+# bias: train one to convergence (`python -m cobra train --preset hstu-cpu
+# --out runs/hstu`, *about 4 minutes*), load it with `load_run("runs/hstu")`
+# and run the cell above on it. What its NDCG@10 loses without the request
+# time is the evaluation's share of the committed gap; the rest comes from
+# training, where a model that never sees the request time learns to do
+# without it.
+#
+# ````{solution-end}
+# ````
+
+# %% [markdown]
+# ```{exercise}
+# :label: ex-05-4
+#
+# Train `hstu-cpu` and `sasrec-cpu` with `model.max_seq_len=200`, so that
+# long histories are no longer cut to their last 50 events (`python -m
+# cobra bench quality --models hstu-cpu,sasrec-cpu --seeds 5 --jobs 2 --set
+# model.max_seq_len=200`: an epoch takes about three times as long as at 50,
+# *about an hour* for both models). Which model gains more, HSTU or SASRec?
+# First count who can gain: the test users whose history (`split.history(
+# "test").lengths`, {doc}`chapter 01 <01_data>`) is longer than 50 events,
+# and longer than 200. *About a second.* Check: `check("05.4", (cut_at_50,
+# cut_at_200))`.
+# ```
+
+# %% [markdown] tags=["solution"]
+# ````{solution-start} ex-05-4
+# :class: dropdown
+# ````
+
+# %% tags=["solution"]
+# python -m cobra bench quality --models hstu-cpu,sasrec-cpu --seeds 5 --jobs 2 \
+#     --set model.max_seq_len=200
+history_lengths = split.history("test").lengths  # (M,) events before each test target
+T_now = hstu.config.max_seq_len  # 50 on the cpu profile
+cut_at_50 = int((history_lengths > T_now).sum())
+cut_at_200 = int((history_lengths > 200).sum())
+lost = np.clip(history_lengths - T_now, 0, None).sum() / history_lengths.sum()
+print(f"test users with more than {T_now} events: {cut_at_50} of "
+      f"{len(history_lengths)}; more than 200: {cut_at_200}\n"
+      f"{lost:.0%} of the history events are cut at {T_now}; "
+      f"attention per window costs {(200 / T_now) ** 2:.0f}x at 200")
+check("05.4", (cut_at_50, cut_at_200))
+claim(cut_at_50 > len(history_lengths) / 2, "more than half of the users are cut at 50")
+
+# %% [markdown] tags=["solution"]
+# More than half of the test users have more than 50 events, so the longer
+# window changes the input of most of them, and some still overflow 200.
+# Only a model that can use distant events gains: the `hstu-ml1m` and
+# `sasrec-ml1m` presets use 200, and HSTU's relative bias lets it weigh old
+# events by their age, while SASRec's softmax spreads a fixed total weight
+# over more keys. Expect a small gain for HSTU at best on MovieLens-100K,
+# where most ratings come in a few sittings, and none or a loss for SASRec.
+#
+# ````{solution-end}
+# ````
+
+# %% [markdown]
+# ```{exercise}
+# :label: ex-05-5
+#
+# Replace the SiLU by a softmax in the block built by hand above: keep the
+# bias and the gate, and make the weights `torch.softmax(z.masked_fill(~m,
+# float("-inf")), dim=-1)` for the scores plus bias `z` (shape `(B, H, T,
+# T)`) and the mask `m = allowed[:, None]`, with no division by $n$. How far
+# does the block's output move? *About a second.* Check:
+# `check("05.5", change)`, the largest absolute difference to `package` over
+# the real (not padding) positions. Is pointwise attention what separates
+# HSTU from SASRec on this data, or the gate and the missing feed-forward
+# network? That needs the softmax block patched into `cobra.hstu` and
+# trained, *about 4 minutes per seed*; the solution prints the yardstick.
+# ```
+
+# %% [markdown] tags=["solution"]
+# ````{solution-start} ex-05-5
+# :class: dropdown
+# ````
+
+# %% tags=["solution"]
+def block_with(weights) -> torch.Tensor:
+    """The block built by hand above, its attention weights made by weights(z, m)."""
+    with torch.no_grad():
+        uvqk = F.silu(F.layer_norm(x, (D_,), eps=1e-6) @ block.uvqk.weight.T)
+        u_, v_, q_, k_ = torch.split(uvqk, block.widths, dim=-1)
+        q_, k_, v_ = (t.reshape(B_, T_, H_, -1) for t in (q_, k_, v_))  # (B, T, H, D/H)
+        z = torch.einsum("bihd,bjhd->bhij", q_, k_) + bias[:, None]  # (B, H, T, T)
+        a = weights(z, allowed[:, None])
+        av_ = torch.einsum("bhij,bjhd->bihd", a, v_).reshape(B_, T_, D_)
+        return x + block.out(u_ * F.layer_norm(av_, (D_,), eps=1e-6))  # (B, T, D)
+
+
+assert torch.allclose(block_with(lambda z, m: F.silu(z) / T_ * m), package, atol=1e-6)
+softmax_out = block_with(
+    lambda z, m: torch.softmax(z.masked_fill(~m, float("-inf")), dim=-1))
+real = valid_mask(lengths, T_)  # (B, T)
+change = float((softmax_out - package).abs().amax(dim=-1)[real].max())
+print(f"softmax instead of SiLU / n: the output moves by up to {change:.4f}")
+print(f"yardstick, committed HSTU - SASRec: {pair['diff']:+.4f} "
+      f"[{pair['ci_low']:+.4f}, {pair['ci_high']:+.4f}]")
+check("05.5", change)
+
+# %% [markdown] tags=["solution"]
+# The two blocks differ only in how the scores become weights, and already
+# at initialisation the outputs differ visibly. Whether that matters after
+# training is a question for the full runs: a softmax HSTU would have to
+# differ from HSTU by more than the interval printed above to show that
+# pointwise attention, rather than the gate and the missing feed-forward
+# network, is what separates HSTU from SASRec. On MovieLens-100K, where the
+# two models themselves are within chance of each other, five seeds of each
+# are unlikely to separate a third.
+#
+# ````{solution-end}
+# ````

@@ -24,6 +24,9 @@
 # vector by hand, define the six ways to fuse it with a classic ID embedding,
 # and compare them on MovieLens-100K.
 #
+# **Prerequisites.** {doc}`chapter 03 <03_semantic_ids>` (semantic IDs and
+# the uniqueness code) and {doc}`chapter 05 <05_hstu>` (the HSTU backbone).
+#
 # **Run time.** About 1.5 min on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
 #
 # This follows the source article {cite}`sid2vid2026blog`, where the PrefixN
@@ -49,6 +52,7 @@ from cobra.book import claim, glue, load_result, setup, subsample
 from cobra.data import load_split
 from cobra.datasets import load_dataset
 from cobra.embeddings import FUSIONS, PrefixNEmbedding, build_item_embedding, tuple_hash
+from cobra.exercises import check
 from cobra.inputs import semantic_ids, sid_config_of
 from cobra.presets import get_preset
 from cobra.runs import load_run
@@ -510,7 +514,7 @@ full_lead = glue("full_lead", full["hstu-sid-cpu"]["ndcg@10_mean"]
 pairs_of_runs = zip(full["hstu-sid-cpu"]["runs"], full["hstu-cpu"]["runs"], strict=True)
 seeds_ahead = glue("full_seeds_ahead",
                    sum(a["ndcg@10"] > b["ndcg@10"] for a, b in pairs_of_runs))
-# user by user (each user's NDCG@10 averaged over the seeds), as in chapter 11
+# user by user (each user's NDCG@10 averaged over the seeds), as the experiments do
 pair = compare(full["hstu-sid-cpu"]["per_user_ndcg@10"],
                full["hstu-cpu"]["per_user_ndcg@10"])
 for key in ("diff", "ci_low", "ci_high", "p_wilcoxon"):
@@ -585,26 +589,282 @@ print(f"PrefixN - IDs, test NDCG@10 per user: {pair['diff']:+.4f} "
 #
 # ## Exercises
 #
-# 1. Write a variant of `tuple_hash` that scrambles the final value before the
-#    modulo with a non-linear step, for example MurmurHash3's 32-bit finaliser
-#    (`h ^= h >> 16; h = h * 0x85EBCA6B % 2**32; h ^= h >> 13;
-#    h = h * 0xC2B2AE35 % 2**32; h ^= h >> 16`). A multiplication modulo $\pi$
-#    alone would not do: it is linear too. Check with the code of this chapter
-#    that the level-1 rows no longer collide in a run. Then train
-#    `hstu-sid-cpu` with `model.sid_table_size` $= 2^{18}$
-#    ({glue:text}`collided_2e18:.1%` of the prefixes collide) and with $2^{10}$
-#    ({glue:text}`collided_2e10:.0%` collide): how much does validation NDCG@10
-#    move?
-# 2. Drop the uniqueness column (`model.sid_levels=3`) so that PrefixN has no
-#    private row per film. Which films become indistinguishable under
-#    "PrefixN only", and what happens to its NDCG@10?
-# 3. Replace `prefixN` by `ngram` (`model.embedding=ngram`) and by `rqsum`.
-#    How do the rows each item uses differ from PrefixN's? Count them with
-#    `emb.rows`.
-# 4. Split the test users by the popularity of their target film
-#    ({doc}`chapter 01 <01_data>`: items with fewer than 5 ratings form the
-#    tail). Does PrefixN help the tail more than the head?
-# 5. Run the full comparison of two fusions: `python -m cobra bench quality
-#    --models hstu-sid-cpu --seeds 5 --jobs 2 --set model.fusion=vector_gate`
-#    (about half an hour on two cores) against the committed `sum` runs. Is the
-#    gap between them larger than the standard deviation over seeds?
+# Each exercise says how long it takes on the `cpu` profile. Those with one
+# right answer end with a check: `check("06.1", your_answer)` prints whether
+# it is right, with a hint if not. Solutions are folded below each exercise
+# (click to open); try first. Exercises that train models say how long the
+# training takes; their solutions read the committed results, or do a cheap
+# part of the work, so that the chapter stays fast.
+#
+# ```{exercise}
+# :label: ex-06-1
+#
+# Write a variant of `row_by_hand` that scrambles $\eta$ before the modulo
+# with a non-linear step, MurmurHash3's 32-bit finaliser (`h ^= h >> 16; h =
+# h * 0x85EBCA6B % 2**32; h ^= h >> 13; h = h * 0xC2B2AE35 % 2**32; h ^= h >>
+# 16`). A multiplication modulo $\pi$ alone would not do: it is linear too.
+# Hash every key $(l, c_1, \dots, c_l)$ of the catalogue both ways, at the
+# preset's $S$, and count the keys that share their row with a different key
+# (as `.collisions()` counts them). *About a second.* Check: `check("06.1",
+# (level1, total))`, the colliding level-1 keys and all colliding keys with
+# the finaliser. Then train `hstu-sid-cpu` with `model.sid_table_size`
+# $= 2^{18}$ and $2^{10}$ (*about 4 minutes per run*): how much does
+# validation NDCG@10 move?
+# ```
+
+# %% [markdown] tags=["solution"]
+# ````{solution-start} ex-06-1
+# :class: dropdown
+# ````
+
+# %% tags=["solution"]
+def murmur_row(key, table_size):
+    """row_by_hand with MurmurHash3's 32-bit finaliser before the modulo."""
+    h = 0
+    for x in key:
+        h = (h * 1_000_003 + x + 1) % (2**31 - 1)
+    h ^= h >> 16
+    h = h * 0x85EBCA6B % 2**32
+    h ^= h >> 13
+    h = h * 0xC2B2AE35 % 2**32
+    h ^= h >> 16
+    return h % table_size + 1
+
+
+def colliding(hash_row, table_size):
+    """The keys (l, c_1, ..., c_l) that share their row with a different key."""
+    row = {key: hash_row(key, table_size) for key in all_keys}
+    keys_in_row = Counter(row.values())
+    return [key for key, r in row.items() if keys_in_row[r] > 1]
+
+
+all_keys = {(length, *codes[i, :length].tolist())
+            for i in range(N) for length in range(1, depth + 1)}
+linear, scrambled = colliding(row_by_hand, S), colliding(murmur_row, S)
+assert len(linear) == sum(s["collided_keys"] for s in emb.collisions())
+for name, keys in [("tuple_hash", linear), ("with the finaliser", scrambled)]:
+    per_length = Counter(key[0] for key in keys)
+    print(f"{name:>18}: {len(keys)} colliding keys, by prefix length "
+          f"{[per_length[length] for length in range(1, depth + 1)]}")
+level1, total = Counter(key[0] for key in scrambled)[1], len(scrambled)
+check("06.1", (level1, total))
+claim(level1 < Counter(key[0] for key in linear)[1], "fewer level-1 keys collide")
+claim(abs(total - len(linear)) < 0.1 * len(linear), "the total stays about the same")
+print(f"at S = 2^18 {measured[sizes.index(2**18)]:.1%} of the keys collide, "
+      f"at 2^10 {measured[sizes.index(2**10)]:.0%}")
+# python -m cobra train --preset hstu-sid-cpu --set model.sid_table_size=262144
+# python -m cobra train --preset hstu-sid-cpu --set model.sid_table_size=1024
+
+# %% [markdown] tags=["solution"]
+# The finaliser does not make collisions rarer: the total stays about the
+# same, as random hashing predicts for the same number of keys and rows. It
+# changes *which* keys collide: the level-1 rows no longer sit in a run that
+# a run of level-2 rows can overlap, so their collisions fall to the random
+# share, scattered over unrelated keys. For the training runs, expect
+# $2^{18}$ rows to change little (the preset's collisions are already noise
+# that the fused ID table can tell apart), and $2^{10}$, where most prefixes
+# collide, to lose part of PrefixN's lead.
+#
+# ````{solution-end}
+# ````
+
+# %% [markdown]
+# ```{exercise}
+# :label: ex-06-2
+#
+# Drop the uniqueness column, so that PrefixN has no private row per film:
+# `PrefixNEmbedding(codes, dim=1, table_size=S, levels=3)` builds it, and
+# `model.sid_levels=3` trains it. Which films become indistinguishable under
+# "PrefixN only", that is, have exactly the same rows as another film? Group
+# the rows of `.rows[1:]` with `np.unique(..., axis=0, return_inverse=True,
+# return_counts=True)`. *About a second.* Check: `check("06.2",
+# n_indistinguishable)`, the films that share all their rows with another
+# film. What happens to the NDCG@10 of "PrefixN only"? That is one more run
+# as in the chapter, `get_preset(sids, {"train.epochs": EPOCHS,
+# "model.fusion": None, "model.sid_levels": 3})` (*about 10 seconds*).
+# ```
+
+# %% [markdown] tags=["solution"]
+# ````{solution-start} ex-06-2
+# :class: dropdown
+# ````
+
+# %% tags=["solution"]
+emb_no_u = PrefixNEmbedding(codes, dim=1, table_size=S, levels=depth - 1)
+_, group, films_in_group = np.unique(emb_no_u.rows[1:].numpy(), axis=0,
+                                     return_inverse=True, return_counts=True)
+group = group.reshape(-1)  # (N,) the group of each film
+shared_all = films_in_group[group] > 1  # (N,) another film has the same rows
+n_indistinguishable = int(shared_all.sum())
+_, test_targets = split.targets("test")
+print(f"{n_indistinguishable} films in {int((films_in_group > 1).sum())} groups share "
+      f"all their rows; {shared_all[test_targets - 1].mean():.0%} of the test targets")
+largest = np.flatnonzero(group == films_in_group.argmax())  # rows i - 1 of one group
+print(textwrap.fill("largest group: " + "; ".join(titles[i] for i in largest), 88))
+check("06.2", n_indistinguishable)
+_, same_codes, n_same = np.unique(codes[:, :depth - 1], axis=0, return_inverse=True,
+                                  return_counts=True)
+claim(int((n_same[same_codes.reshape(-1)] > 1).sum()) == n_indistinguishable,
+      "the indistinguishable films are those whose level codes coincide")
+
+# %% [markdown] tags=["solution"]
+# Without the uniqueness code, the films of a group have the same vector, so
+# they get the same score for every user: a model can rank the group, never
+# one film of it above another, and a test target in a group shares its
+# rank with its twins. These are the films whose three codes coincide, the
+# "collisions" of {doc}`chapter 04 <04_sid_diagnostics>`. Expect "PrefixN
+# only" to lose a part of its NDCG@10 that grows with the share of test
+# targets printed above; a fusion with the ID table would not lose it.
+#
+# ````{solution-end}
+# ````
+
+# %% [markdown]
+# ```{exercise}
+# :label: ex-06-3
+#
+# Replace `prefixN` by `ngram` (every contiguous 1-gram and 2-gram of the
+# codes, each hashed with its length and start) and by `rqsum` (one exact
+# row per level and code, no hash): `build_item_embedding(kind, N, D, codes,
+# table_size=S)` builds either, and its `.rows` holds each item's rows as
+# for PrefixN. How many rows does each item use, and how many films have a
+# row of their own, one that no other film uses? *About a second.* Check:
+# `check("06.3", (own_prefixn, own_ngram, own_rqsum))`, the films with a
+# row of their own under each.
+# ```
+
+# %% [markdown] tags=["solution"]
+# ````{solution-start} ex-06-3
+# :class: dropdown
+# ````
+
+# %% tags=["solution"]
+def films_with_own_row(item_rows: torch.Tensor) -> int:
+    """Films (rows of item_rows, (N, R)) using a table row no other film uses."""
+    films_of_row = Counter(r for film in item_rows.tolist() for r in set(film))
+    return sum(any(films_of_row[r] == 1 for r in film) for film in item_rows.tolist())
+
+
+own_row = {}
+for kind in ("prefixN", "ngram", "rqsum"):
+    sid_table = build_item_embedding(kind, N, D, codes, table_size=S)
+    item_rows = sid_table.rows[1:]  # (N, R)
+    own_row[kind] = films_with_own_row(item_rows)
+    print(f"{kind:>7}: {item_rows.shape[1]} rows per film, "
+          f"{len(torch.unique(item_rows)):>5} distinct rows used, "
+          f"{own_row[kind]:>5} films with a row of their own")
+check("06.3", (own_row["prefixN"], own_row["ngram"], own_row["rqsum"]))
+
+# %% [markdown] tags=["solution"]
+# PrefixN's last prefix contains every code, the uniqueness code included,
+# so it is private to its film unless the hash makes it collide. The
+# n-grams are short: the last 2-gram $(c_3, u)$ is shared by every film with
+# the same last code and uniqueness code, whatever its first codes, so only
+# some films keep a private row, by chance. RQ-sum has a few rows per
+# *level*, a hundred or so in all, and no film owns one: it can tell films
+# apart only by the combination of shared rows, so it is the most
+# "semantic" and the least ID-like of the three.
+#
+# ````{solution-end}
+# ````
+
+# %% [markdown]
+# ```{exercise}
+# :label: ex-06-4
+#
+# Split the test users by the popularity of their target film: call the
+# tail the films with fewer than 20 ratings in the training split
+# (`np.bincount(split.train.items)`; the cut at 5 ratings of
+# {doc}`chapter 01 <01_data>` leaves too few test users). Does PrefixN help
+# the tail more than the head? The committed benchmark keeps each user's
+# test NDCG@10 (`full[name]["per_user_ndcg@10"]`, in the order of
+# `split.targets("test")`), so no training is needed. *About a second.*
+# Check: `check("06.4", (n_tail, tail_gain, head_gain))`, the tail's users,
+# and the mean per-user NDCG@10 of `hstu-sid-cpu` minus `hstu-cpu` in the
+# tail and in the head.
+# ```
+
+# %% [markdown] tags=["solution"]
+# ````{solution-start} ex-06-4
+# :class: dropdown
+# ````
+
+# %% tags=["solution"]
+committed = load_result("bench_quality")  # the per-user results are on its dataset
+if committed["dataset"] == preset.dataset:
+    _, test_targets = split.targets("test")
+    train_ratings = np.bincount(split.train.items, minlength=split.num_items + 1)
+    tail = train_ratings[test_targets] < 20  # (M,) target rated fewer than 20 times
+    ndcg_sid = np.asarray(full["hstu-sid-cpu"]["per_user_ndcg@10"])  # (M,)
+    ndcg_ids = np.asarray(full["hstu-cpu"]["per_user_ndcg@10"])
+    n_tail = int(tail.sum())
+    tail_gain = float((ndcg_sid - ndcg_ids)[tail].mean())
+    head_gain = float((ndcg_sid - ndcg_ids)[~tail].mean())
+    for name, part in [("tail", tail), ("head", ~tail)]:
+        test = compare(ndcg_sid[part], ndcg_ids[part])
+        print(f"{name}: {int(part.sum())} users, PrefixN - IDs {test['diff']:+.4f} "
+              f"[{test['ci_low']:+.4f}, {test['ci_high']:+.4f}], "
+              f"Wilcoxon p = {test['p_wilcoxon']:.2f}")
+    check("06.4", (n_tail, tail_gain, head_gain))
+    claim(tail_gain > 2 * head_gain, "PrefixN gains several times more in the tail")
+else:
+    print(f"the committed per-user results are for {committed['dataset']}, "
+          f"not {preset.dataset}")
+
+# %% [markdown] tags=["solution"]
+# On average PrefixN helps the tail several times more than the head, where
+# it does about as well as IDs: a film rated a few times has an ID row that
+# learned little, and the rows it shares with its code-tree neighbours carry
+# what they learned. But the tail holds only a few test users, and its
+# interval is wide: the direction agrees with the idea of PrefixN, the size
+# is not settled on MovieLens-100K.
+#
+# ````{solution-end}
+# ````
+
+# %% [markdown]
+# ```{exercise}
+# :label: ex-06-5
+#
+# Run the full comparison of two fusions: `python -m cobra bench quality
+# --models hstu-sid-cpu --seeds 5 --jobs 2 --set model.fusion=vector_gate
+# --out vector_gate.json` (*about 20 minutes of training on two cores*)
+# against the committed `sum` runs. Is the gap between them larger than the
+# standard deviation over seeds? Compare them user by user too, with
+# `compare` on the two `per_user_ndcg@10` lists. *About a second* once it
+# has run. An open question: the solution prints the range a `vector_gate`
+# mean must leave to differ from `sum` by more than one standard deviation.
+# ```
+
+# %% [markdown] tags=["solution"]
+# ````{solution-start} ex-06-5
+# :class: dropdown
+# ````
+
+# %% tags=["solution"]
+# python -m cobra bench quality --models hstu-sid-cpu --seeds 5 --jobs 2 \
+#     --set model.fusion=vector_gate --out vector_gate.json
+sum_runs = full["hstu-sid-cpu"]
+low = sum_runs["ndcg@10_mean"] - sum_runs["ndcg@10_std"]
+high = sum_runs["ndcg@10_mean"] + sum_runs["ndcg@10_std"]
+print(f"committed sum fusion: test NDCG@10 {sum_runs['ndcg@10_mean']:.4f} ± "
+      f"{sum_runs['ndcg@10_std']:.4f} over {len(sum_runs['runs'])} seeds, "
+      f"{sum_runs['seconds'] / 60:.0f} min of training")
+print(f"a vector_gate mean outside [{low:.4f}, {high:.4f}] differs by more than a std")
+short = table_05["valid ndcg@10"]
+print("short runs above, validation NDCG@10: vector_gate "
+      f"{short['ID + PrefixN, vector_gate']:.4f}, sum {short['ID + PrefixN, sum']:.4f}")
+claim(abs(short["ID + PrefixN, vector_gate"] - short["ID + PrefixN, sum"])
+      < sum_runs["ndcg@10_std"], "the short runs put the two fusions close together")
+
+# %% [markdown] tags=["solution"]
+# The short runs put the fusions close together, and at the full budget the
+# gap between IDs and PrefixN itself is within chance, so expect the two
+# fusions to land within one standard deviation of each other; a paired
+# test (`compare(new["models"]["hstu-sid-cpu"]["per_user_ndcg@10"],
+# sum_runs["per_user_ndcg@10"])` on the loaded new result) should then give
+# a large p. Five seeds of each are too few to rank fusions whose means
+# differ by less than their spread over seeds.
+#
+# ````{solution-end}
+# ````

@@ -26,6 +26,9 @@
 # models: the five converged runs of {doc}`chapter 11 <11_experiments>`, read
 # from their committed results.
 #
+# **Prerequisites.** {doc}`chapter 08 <08_interleaving>` and {doc}`chapter 09
+# <09_dual_loss>` (the model and its two losses).
+#
 # **Run time.** About 1 min on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
 #
 # The code lives in `cobra.decode` (`DecodeConfig`, the registries `DECODERS`
@@ -48,7 +51,8 @@ from cobra.book import claim, glue, load_result, setup
 from cobra.data import eval_batches
 from cobra.datasets import load_dataset
 from cobra.decode import BEAM_FUSIONS, COBRA_MODES, DecodeConfig, topk_items
-from cobra.metrics import evaluate_baseline
+from cobra.exercises import check
+from cobra.metrics import evaluate_baseline, rank_metrics
 from cobra.presets import get_preset
 from cobra.runs import load_run
 from cobra.text import display_title
@@ -536,27 +540,233 @@ decodes.round(4)
 #   keeps improving up to $M =$ {glue:text}`best_width:d`, at $M$ backbone
 #   passes for the dense step where the other modes need one.
 # - `sparse` is ahead of every dense mode, on this model and on the converged
-#   runs of chapter 11, where validation chooses it
+#   runs of {doc}`chapter 11 <11_experiments>`, where validation chooses it
 #   ({glue:text}`conv_sparse_gain:+.0%` over `beam`): with unique semantic
 #   IDs the dense step re-ranks by text similarity and loses collaborative
 #   signal.
 #
 # ## Exercises
 #
-# 1. Tune `soft_top_k` ($k_\text{soft}$) and `soft_temperature`
-#    ($\tau_\text{soft}$) on the validation split. Does `soft` with
-#    $\tau_\text{soft} \to 0$ become `direct`? Check it.
-# 2. Sweep `psi` ($\psi$) of the softmax fusion over 1, 4, 16, 64 at $M = 4$.
-#    What happens to the ranking when $\psi$ is very small, and when it is very
-#    large?
-# 3. Plot the validation NDCG@10 of `prod` and `sum` against `alpha`
-#    ($\alpha$). Which $\alpha$ recovers `direct` with $M = 1$?
-# 4. Set `beam_items` ($n_b$) to 10 and compare HR@200 with the default 200:
-#    why does it drop, and what does the evaluator do with films no beam
-#    retrieved?
-# 5. The converged runs chose `sparse` because every film has its own SID.
-#    Train a model whose SIDs are categories (`python -m cobra train --preset
-#    cobra-cpu --set sid_levels=2 --set model.sid_levels=2`: two levels, no
-#    uniqueness code) and compare the modes with `python -m cobra eval --run
-#    DIR --decode MODE`. Does the dense step win once it must pick inside a
-#    category?
+# Each exercise says how long it takes on the `cpu` profile. Those with one
+# right answer end with a check: `check("10.4", your_answer)` prints whether
+# it is right, with a hint if not. Solutions are folded below each exercise
+# (click to open); try first. They reuse this chapter's `model` and `batch`,
+# and `run_few(config)`, which scores a quarter of the validation users (at
+# least a hundred) with one decoding setup, so that the sweeps stay quick:
+
+# %%
+few_users = split.sample_users(max(100, min(2_000, n_valid_users) // 4))
+
+
+def run_few(config):
+    """Validation metrics of `model` decoded with `config`, on `few_users`."""
+    return evaluate(model, few_users, "valid", batch_size=512,
+                    score_options={"decode": config})
+
+
+# %% [markdown]
+# ```{exercise}
+# :label: ex-10-1
+#
+# Tune `soft_top_k` over $k_\text{soft} \in \{2, 10\}$ and `soft_temperature`
+# over $\tau_\text{soft} \in \{0.1, 1\}$ with `run_few`.
+# Then show that `soft` with $\tau_\text{soft} \to 0$ is `direct`: compare
+# `model.score(batch, decode=...)` of the two. *About 5 seconds.* An open
+# question: the solution prints the grid and the largest score difference.
+# ```
+
+# %% [markdown] tags=["solution"]
+# ````{solution-start} ex-10-1
+# :class: dropdown
+# ````
+
+# %% tags=["solution"]
+soft_grid = pd.DataFrame(
+    [{"k_soft": k, "tau_soft": t,
+      "NDCG@10": run_few(DecodeConfig(mode="soft", soft_top_k=k,
+                                      soft_temperature=t))["ndcg@10"]}
+     for k in (2, 10) for t in (0.1, 1.0)]).set_index(["k_soft", "tau_soft"])
+print(f"soft at the defaults: {run_few(DecodeConfig(mode='soft'))['ndcg@10']:.4f}")
+print(soft_grid.round(4))
+with torch.no_grad():
+    cold = model.score(batch, decode=DecodeConfig(mode="soft", soft_temperature=1e-4))
+    direct_scores = model.score(batch, decode="direct")
+same = torch.allclose(cold[:, 1:], direct_scores[:, 1:], atol=1e-4)
+print(f"soft at tau_soft = 1e-4 gives direct's scores (to 1e-4): {same}")
+
+# %% [markdown] tags=["solution"]
+# As $\tau_\text{soft} \to 0$ the weights $\omega$ become one-hot on the top
+# SID, the mix is that SID's vector and `soft` *is* `direct` (the scores
+# agree to rounding). The other end, a large $\tau_\text{soft}$ with many
+# SIDs, appends an average of many codes. The grid's best cell is the
+# setting to use, chosen on validation; compare it with the default and
+# with `direct` above.
+#
+# ````{solution-end}
+# ````
+
+# %% [markdown]
+# ```{exercise}
+# :label: ex-10-2
+#
+# Sweep `psi` ($\psi$) of the softmax fusion over 1, 4, 16 and 64 at
+# $M = 4$. What happens to the ranking when $\psi$ is very small, and when
+# it is very large? *About 5 seconds.* An open question: the solution
+# prints the sweep.
+# ```
+
+# %% [markdown] tags=["solution"]
+# ````{solution-start} ex-10-2
+# :class: dropdown
+# ````
+
+# %% tags=["solution"]
+psi_sweep = {psi: run_few(DecodeConfig(mode="beam", fusion="softmax", psi=psi))
+             for psi in (1.0, 4.0, 16.0, 64.0)}
+for psi, m in psi_sweep.items():
+    print(f"psi = {psi:>4.0f}: NDCG@10 {m['ndcg@10']:.4f}, HR@10 {m['hr@10']:.4f}")
+
+# %% [markdown] tags=["solution"]
+# The fused score of a film is $\mathrm{softmax}_M(\tau_\text{beam}
+# \log p_\text{sid}) \cdot \mathrm{softmax}(\psi \cos)$. With a small $\psi$
+# the second factor is nearly flat: every film of a beam gets about the same
+# share, so the ranking sorts films by their beam's SID probability, and
+# inside a beam almost at random. With a large $\psi$ the best cosine of
+# each beam takes nearly all of that beam's mass and the rest fall to zero,
+# so the list is the beams' top films followed by a tail ordered by tiny
+# numbers. The sweep shows where between the two this model sits.
+#
+# ````{solution-end}
+# ````
+
+# %% [markdown]
+# ```{exercise}
+# :label: ex-10-3
+#
+# Score `prod` and `sum` at $\alpha \in \{0.25, 0.5, 0.75\}$ ($M = 4$). Then
+# set $M = 1$: which $\alpha$ makes `prod` rank exactly as `direct`? Reason
+# first: with one beam, what is $\log p_\text{sid}$ across the candidates?
+# *About 10 seconds.* An open question: the solution prints the sweep and
+# the $M = 1$ cases.
+# ```
+
+# %% [markdown] tags=["solution"]
+# ````{solution-start} ex-10-3
+# :class: dropdown
+# ````
+
+# %% tags=["solution"]
+alpha_sweep = pd.DataFrame(
+    {fusion: {a: run_few(DecodeConfig(mode="beam", fusion=fusion, alpha=a))["ndcg@10"]
+              for a in (0.25, 0.5, 0.75)} for fusion in ("prod", "sum")})
+alpha_sweep.index.name = "alpha"
+print(alpha_sweep.round(4))
+direct_few = run_few(DecodeConfig(mode="direct"))["ndcg@10"]
+for a in (0.5, 1.0):
+    one_beam = DecodeConfig(mode="beam", fusion="prod", alpha=a, beam_width=1)
+    print(f"M = 1, prod, alpha = {a}: NDCG@10 {run_few(one_beam)['ndcg@10']:.4f} "
+          f"(direct {direct_few:.4f})")
+
+# %% [markdown] tags=["solution"]
+# With one beam, $\log p_\text{sid}$ is the same number for every candidate,
+# so `prod` ranks by $(1 - \alpha) \log p_\text{vid}$, which orders films as
+# their cosine does: *every* $\alpha < 1$ gives `direct`'s ranking and its
+# NDCG@10 exactly. At $\alpha = 1$ the dense term is gone, all
+# $n_b$ candidates tie, and the evaluator averages over their order: the
+# score falls. At $M = 4$ the SID term separates the beams, and $\alpha$
+# sets how much a strong beam outweighs a close cosine.
+#
+# ````{solution-end}
+# ````
+
+# %% [markdown]
+# ```{exercise}
+# :label: ex-10-4
+#
+# Set `beam_items` ($n_b$) to 10 and compare HR@200 with the default 200.
+# Why does it drop? To see what the evaluator does with the films no beam
+# retrieved, take the first user of `batch`: its candidates are all films
+# except those `batch.exclude` removes (the target stays a candidate). If
+# the $M = 4$ beams retrieve $C = 40$ distinct films and the target is not
+# among them, what HR@200 does the evaluator give, in expectation over the
+# order of the tied films? *About 5 seconds.* Check: `check("10.4",
+# expected_hr200)`.
+# ```
+
+# %% [markdown] tags=["solution"]
+# ````{solution-start} ex-10-4
+# :class: dropdown
+# ````
+
+# %% tags=["solution"]
+for n_b in (10, 200):
+    hr200 = run_few(DecodeConfig(mode="beam", beam_items=n_b))["hr@200"]
+    print(f"HR@200 with n_b = {n_b}: {hr200:.4f}")
+target = int(batch.targets[0])
+excluded = batch.exclude[0].clone()
+excluded[target] = False  # the target is always a candidate
+candidates = split.num_items - int(excluded[1:].sum())
+C = 40
+expected_hr200 = (200 - C) / (candidates - C)
+print(f"first user: {candidates} candidates; C = {C} retrieved, the target not "
+      f"among them:\nexpected HR@200 = {expected_hr200:.4f}")
+
+# %% tags=["solution"]
+toy = torch.full((1, split.num_items + 1), float("-inf"))  # (1, N + 1)
+retrieved = torch.nonzero(~excluded).flatten()
+retrieved = retrieved[(retrieved != target) & (retrieved != 0)][:C]
+toy[0, retrieved] = torch.linspace(1.0, 0.0, C)  # C films ranked, the rest tied
+by_evaluator = rank_metrics(toy, batch.targets[:1], batch.exclude[:1])["hr@200"]
+assert math.isclose(float(by_evaluator), expected_hr200, rel_tol=1e-9)
+check("10.4", expected_hr200)
+
+# %% [markdown] tags=["solution"]
+# A target that no beam retrieved sits behind all $C$ retrieved films, tied
+# with every other unretrieved candidate; the evaluator takes the
+# expectation over the tie, $(200 - C) / (n - C)$ for $n$ candidates, a
+# small number. With $n_b = 10$ the $M n_b$ candidates are too few to fill
+# the top 200, so every target beyond them gets only that share of a hit:
+# HR@200 falls towards HR@40. Set $n_b \ge 200$ when you report metrics at
+# 200.
+#
+# ````{solution-end}
+# ````
+
+# %% [markdown]
+# ```{exercise}
+# :label: ex-10-5
+#
+# The converged runs chose `sparse` because every film has its own SID.
+# What if the SIDs are categories? Training such a model takes *about 10
+# minutes* (`python -m cobra train --preset cobra-cpu --set sid_levels=2 --set
+# model.sid_levels=2`: two levels, no uniqueness code), then compare the
+# modes with `python -m cobra eval --run DIR --decode MODE`. The ablation
+# benchmark of {doc}`chapter 11 <11_experiments>` trained exactly this
+# variant (`"SID 2 levels, no uniqueness code"`) and scored it with every
+# mode on validation (`load_result("ablate_cobra_valid")["variants"]`). Which
+# mode wins there? *About a second.* Check: `check("10.5", mode)`.
+# ```
+
+# %% [markdown] tags=["solution"]
+# ````{solution-start} ex-10-5
+# :class: dropdown
+# ````
+
+# %% tags=["solution"]
+variants = load_result("ablate_cobra_valid")["variants"]
+by_decode = pd.DataFrame(
+    {name: variants[name]["valid_ndcg@10_by_decode"]
+     for name in ("sources", "SID 2 levels, no uniqueness code")})
+print(by_decode.round(4))
+mode = by_decode["SID 2 levels, no uniqueness code"].idxmax()
+check("10.5", mode)
+
+# %% [markdown] tags=["solution"]
+# With category IDs the sparse head can only name a category, and `sparse`
+# ties every film inside it: it drops far below its score with unique IDs.
+# Now the dense step is what picks the film, and `beam`, which searches
+# several categories and ranks their films by cosine, wins. The two
+# halves of COBRA earn their keep when the IDs are coarse.
+#
+# ````{solution-end}
+# ````

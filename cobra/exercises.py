@@ -246,6 +246,167 @@ def _shared_tuples() -> float:
     return float((films_per_tuple > 1).mean())
 
 
+# Chapter 05: HSTU
+
+
+def _tune_gap() -> float:
+    """HSTU's best validation NDCG@10 on the committed tuning grid minus SASRec's."""
+    from cobra.book import load_result
+
+    models = load_result("tune_cpu")["models"]
+    best = [max(p["valid_ndcg@10"] for p in models[f"{m}-{CPU.name}"]["points"]) for m in ("hstu", "sasrec")]
+    return best[0] - best[1]
+
+
+def _backbone_parameters() -> tuple[int, int, int]:
+    """Backbone parameters of HSTU, of SASRec (feed-forward width 4D) and of SASRec with width D."""
+    import dataclasses
+
+    import torch
+
+    from cobra.models import SequentialRecommender
+    from cobra.presets import get_preset
+
+    def count(name: str, overrides: dict | None = None) -> int:
+        config = dataclasses.replace(get_preset(name, overrides).model, num_items=len(_items()))
+        with torch.random.fork_rng():
+            return sum(p.numel() for p in SequentialRecommender(config).backbone.parameters())
+
+    dim = get_preset(f"sasrec-{CPU.name}").model.dim
+    return (count(f"hstu-{CPU.name}"), count(f"sasrec-{CPU.name}"),
+            count(f"sasrec-{CPU.name}", {"model.ffn_dim": dim}))
+
+
+def _request_time_users() -> int:
+    """Test users with a time bucket of the last query row that changes when ``request_time`` is off."""
+    import torch
+
+    from cobra.data import eval_batches
+    from cobra.hstu import time_bucket, valid_mask
+    from cobra.presets import get_preset
+
+    changed = 0
+    for b in eval_batches(_split(), "test", get_preset(f"hstu-{CPU.name}").model.max_seq_len, 512):
+        own = b.timestamps[torch.arange(len(b)), b.lengths - 1]  # (B,) the last event's own time
+        moved = time_bucket(b.query_time[:, None] - b.timestamps) != time_bucket(own[:, None] - b.timestamps)
+        changed += int((moved & valid_mask(b.lengths, b.ids.shape[1])).any(dim=1).sum())
+    return changed
+
+
+def _users_cut() -> tuple[int, int]:
+    """Test users whose history is longer than the preset's max_seq_len, and longer than 200 events."""
+    from cobra.presets import get_preset
+
+    lengths = _split().history("test").lengths
+    return int((lengths > get_preset(f"hstu-{CPU.name}").model.max_seq_len).sum()), int((lengths > 200).sum())
+
+
+def _softmax_block_change() -> float:
+    """Largest change of the chapter's by-hand HSTU block output (real positions) with a softmax for SiLU / n."""
+    import torch
+    import torch.nn.functional as F
+
+    from cobra.hstu import HSTUBlock, allowed_attention, next_timestamps, time_bucket, valid_mask
+
+    B, T, D, H = 2, 8, 16, 2
+    with torch.random.fork_rng():  # the chapter's block, batch and times
+        torch.manual_seed(0)
+        block = HSTUBlock(D, num_heads=H, dropout=0.0, max_seq_len=T).eval()
+        x = torch.randn(B, T, D)  # (B, T, D)
+        lengths = torch.tensor([8, 5])
+        timestamps = (880_000_000 + torch.randint(0, 100_000, (B, T)).cumsum(1)) * valid_mask(lengths, T)
+    allowed = allowed_attention(lengths, T)  # (B, T, T)
+    with torch.no_grad():
+        package = block(x, timestamps, lengths, allowed)
+        u, v, q, k = torch.split(F.silu(F.layer_norm(x, (D,), eps=1e-6) @ block.uvqk.weight.T), block.widths, -1)
+        q, k, v = (t.reshape(B, T, H, -1) for t in (q, k, v))  # (B, T, H, D/H)
+        rel = torch.arange(T).view(1, T) - torch.arange(T).view(T, 1)  # (T, T) j - i
+        query_time = next_timestamps(timestamps, lengths)  # (B, T)
+        bias = (block.rel_bias.pos_weight[rel + T - 1]
+                + block.rel_bias.time_weight[time_bucket(query_time[:, :, None] - timestamps[:, None, :])])
+        z = torch.einsum("bihd,bjhd->bhij", q, k) + bias[:, None]  # (B, H, T, T)
+        attn = torch.softmax(z.masked_fill(~allowed[:, None], float("-inf")), dim=-1)
+        av = torch.einsum("bhij,bjhd->bihd", attn, v).reshape(B, T, D)  # (B, T, D)
+        out = x + block.out(u * F.layer_norm(av, (D,), eps=1e-6))
+    return float((out - package).abs().amax(dim=-1)[valid_mask(lengths, T)].max())
+
+
+# Chapter 06: PrefixN
+
+
+@cache
+def _prefixn_codes() -> tuple[np.ndarray, int]:
+    """The codes the ``hstu-sid`` preset trains with, (N, L + 1), and its hash table size."""
+    from cobra.inputs import semantic_ids, sid_config_of
+    from cobra.presets import get_preset
+
+    preset = get_preset(f"hstu-sid-{CPU.name}")
+    return semantic_ids(preset.dataset, preset.encoder, sid_config_of(preset)), preset.model.sid_table_size
+
+
+def _murmur_collisions() -> tuple[int, int]:
+    """Level-1 prefixes, and prefixes in all, sharing their row with another prefix when ``tuple_hash`` ends with
+    MurmurHash3's 32-bit finaliser."""
+    from collections import Counter
+
+    codes, table_size = _prefixn_codes()
+
+    def row(key: tuple[int, ...]) -> int:
+        h = 0
+        for x in key:
+            h = (h * 1_000_003 + x + 1) % (2**31 - 1)
+        h ^= h >> 16
+        h = h * 0x85EBCA6B % 2**32
+        h ^= h >> 13
+        h = h * 0xC2B2AE35 % 2**32
+        h ^= h >> 16
+        return h % table_size + 1
+
+    rows = {key: row(key) for key in {(length, *c[:length]) for c in codes.tolist()
+                                      for length in range(1, codes.shape[1] + 1)}}
+    keys_in_row = Counter(rows.values())
+    collided = [key for key, r in rows.items() if keys_in_row[r] > 1]
+    return sum(key[0] == 1 for key in collided), len(collided)
+
+
+def _indistinguishable_without_u() -> int:
+    """Films whose PrefixN rows without the uniqueness column equal another film's."""
+    from cobra.embeddings import PrefixNEmbedding
+
+    codes, table_size = _prefixn_codes()
+    rows = PrefixNEmbedding(codes, dim=1, table_size=table_size, levels=codes.shape[1] - 1).rows[1:]
+    return _colliding(rows.numpy())
+
+
+def _films_with_own_row() -> tuple[int, int, int]:
+    """Films with a table row no other film uses, under ``prefixN``, ``ngram`` and ``rqsum``."""
+    from collections import Counter
+
+    from cobra.embeddings import build_item_embedding
+
+    codes, table_size = _prefixn_codes()
+    own = []
+    for kind in ("prefixN", "ngram", "rqsum"):
+        films = build_item_embedding(kind, len(codes), 1, codes, table_size=table_size).rows[1:].tolist()
+        films_of_row = Counter(r for film in films for r in set(film))
+        own.append(sum(any(films_of_row[r] == 1 for r in film) for film in films))
+    return own[0], own[1], own[2]
+
+
+def _tail_and_head_gain() -> tuple[int, float, float]:
+    """Test users whose target has fewer than 20 training ratings, and the mean per-user test NDCG@10 of
+    ``hstu-sid-cpu`` minus ``hstu-cpu`` (committed benchmark) in that tail and in the head."""
+    from cobra.book import load_result
+
+    models = load_result("bench_quality")["models"]
+    split = _split()
+    _, targets = split.targets("test")
+    tail = np.bincount(split.train.items, minlength=split.num_items + 1)[targets] < 20  # (M,)
+    gain = (np.asarray(models[f"hstu-sid-{CPU.name}"]["per_user_ndcg@10"])
+            - np.asarray(models[f"hstu-{CPU.name}"]["per_user_ndcg@10"]))  # (M,)
+    return int(tail.sum()), float(gain[tail].mean()), float(gain[~tail].mean())
+
+
 # Chapter 08: interleaving sparse and dense tokens
 
 
@@ -405,6 +566,34 @@ def _films_in_cache(size: int = 1024) -> int:
     return len(torch.unique(queue.entries()[0]))
 
 
+# Chapter 10: decoding
+
+
+def _tail_hr200(split_name: str, preset: str, users: int, retrieved: int) -> float:
+    """Expected HR@200 of a target in none of ``retrieved`` ranked films, tied with every other candidate,
+    averaged over the first ``users`` users of ``split_name`` (the evaluator's exact tie handling)."""
+    import torch
+
+    from cobra.data import eval_batches, load_split
+    from cobra.presets import get_preset
+
+    config = get_preset(preset)
+    split = load_split(config.dataset)
+    batch = next(eval_batches(split, split_name, config.model.max_seq_len, batch_size=users))
+    removed = batch.exclude.clone()
+    removed[torch.arange(len(batch)), batch.targets] = False
+    candidates = split.num_items - removed[:, 1:].sum(dim=1)
+    return float(((200 - retrieved) / (candidates - retrieved).double()).mean())
+
+
+def _best_mode_of(variant: str) -> str:
+    """The decoding mode with the best validation NDCG@10 of one committed ablation variant."""
+    from cobra.book import load_result
+
+    scores = load_result("ablate_cobra_valid")["variants"][variant]["valid_ndcg@10_by_decode"]
+    return max(scores, key=scores.get)
+
+
 # Chapter 07: TIGER
 
 
@@ -483,6 +672,30 @@ EXERCISES: dict[str, Exercise] = {e.key: e for e in (
     Exercise("04.5", lambda: _report(encoder="tfidf")["collision_rate"][-1], "vectors from "
              "`embed_items(profile.dataset, \"tfidf\")`, balanced IDs at `K = 32`, then "
              "`sid_report(...)[\"collision_rate\"][-1]`", rel_tol=1e-9),
+    Exercise("05.1", _tune_gap, "for each model, the maximum of `p[\"valid_ndcg@10\"]` over "
+             "`load_result(\"tune_cpu\")[\"models\"][name][\"points\"]`; HSTU's minus SASRec's", rel_tol=1e-9),
+    Exercise("05.2", _backbone_parameters, "`sum(p.numel() for p in model.backbone.parameters())` for "
+             "`SequentialRecommender(get_preset(name, overrides).model)`, with `{\"model.ffn_dim\": 64}` for "
+             "the third; give `(HSTU, SASRec 4D, SASRec D)`"),
+    Exercise("05.3", _request_time_users, "per batch, buckets `time_bucket(query[:, None] - b.timestamps)` "
+             "with `query` once `b.query_time` and once the last event's timestamp; count the rows where a "
+             "bucket differs at a real position (`valid_mask(b.lengths, T)`)"),
+    Exercise("05.4", _users_cut, "`lengths = split.history(\"test\").lengths`; give `((lengths > 50).sum(), "
+             "(lengths > 200).sum())`"),
+    Exercise("05.5", _softmax_block_change, "weights `torch.softmax(z.masked_fill(~m, float(\"-inf\")), "
+             "dim=-1)` with `z` the scores plus `bias[:, None]`, no division by n; then the maximum of "
+             "`(out - package).abs().amax(dim=-1)` over `valid_mask(lengths, T_)`", rel_tol=1e-4),
+    Exercise("06.1", _murmur_collisions, "apply the finaliser to `h` after the loop, before `% table_size`; "
+             "hash every key `(l, c_1, ..., c_l)` once, count the keys whose row holds another key; give "
+             "`(level-1 keys, all keys)`"),
+    Exercise("06.2", _indistinguishable_without_u, "`np.unique(emb.rows[1:].numpy(), axis=0, "
+             "return_inverse=True, return_counts=True)` groups the films; count the films in groups of 2 or "
+             "more"),
+    Exercise("06.3", _films_with_own_row, "count, for each row, the films that use it (a film once per row); a "
+             "film has a row of its own when one of its rows has count 1; give `(prefixN, ngram, rqsum)`"),
+    Exercise("06.4", _tail_and_head_gain, "`tail = np.bincount(split.train.items, minlength=N + 1)[targets] < "
+             "20`; the gains are means of the per-user differences `hstu-sid-cpu` minus `hstu-cpu` over "
+             "`tail` and `~tail`", rel_tol=1e-6),
     Exercise("07.1", _tuples_and_share_of_films, "count the prefixes of `films_under` of length L (the tuples) "
              "and of length L + 1 (the films); divide the films by `math.prod(vocab)`", rel_tol=1e-9),
     Exercise("07.2", _films_under_prefixes, "`len(films_under[star_wars[:d]])` for d = 1, ..., L + 1, with "
@@ -511,6 +724,12 @@ EXERCISES: dict[str, Exercise] = {e.key: e for e in (
     Exercise("09.6", lambda: _toy_loss(0.5, log_q=True), "item 1 is half of the 4 VID entries (log 0.5), "
              "items 2 and 4 a quarter each (log 0.25); subtract these from the positive's and the "
              "negatives' logits before the log-sum-exp", rel_tol=1e-5),
+    Exercise("10.4", lambda: _tail_hr200("valid", f"cobra-{CPU.name}", 1, 40), "count the candidates n: all "
+             "films minus `batch.exclude[0]` (with the target set back to False); a target behind C ranked films, "
+             "tied with the other n - C - 1, reaches the top 200 with probability (200 - C) / (n - C)",
+             rel_tol=1e-9),
+    Exercise("10.5", lambda: _best_mode_of("SID 2 levels, no uniqueness code"), "the key with the largest value "
+             "of the variant's `valid_ndcg@10_by_decode`"),
 )}
 
 

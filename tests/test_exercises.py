@@ -27,7 +27,9 @@ def _solution_checks(py: Path) -> list[str]:
 def test_the_solution_passes_its_check_and_a_wrong_answer_fails(key, capsys):
     right = EXERCISES[key].solve()
     assert is_right(key, right)
-    if isinstance(right, tuple):
+    if isinstance(right, str):
+        wrong = right + "?"
+    elif isinstance(right, tuple):
         wrong = right[:-1] if isinstance(right[0], str) else tuple(v + 1 for v in right)
     else:
         wrong = right * 1.5 + 1
