@@ -25,6 +25,10 @@
 # ablations, and last what holds and what does not against the sources
 # {cite}`sid2vid2026blog` and the papers.
 #
+# **Prerequisites.** {doc}`chapters 05 <05_hstu>` to {doc}`10 <10_decoding>`
+# (the five models and COBRA's decoding modes); {doc}`chapter 07 <07_tiger>`
+# for TIGER.
+#
 # **Run time.** About 4 s on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
 #
 # The {glue:text}`n_trainings:d` trainings behind this chapter take
@@ -45,6 +49,7 @@ import torch
 
 from cobra.book import glue, load_result, setup
 from cobra.data import eval_batches, load_split
+from cobra.exercises import check
 from cobra.inputs import semantic_ids, sid_config_of
 from cobra.presets import CPU_RECIPE, TUNE_GRID, TUNED, get_preset
 from cobra.runs import build_model
@@ -447,7 +452,8 @@ pd.DataFrame(pairs).T[["diff", "ci_low", "ci_high", "p_wilcoxon"]].round(4)
 # rating sessions, so HSTU's time bias has little to work with
 # ({doc}`chapter 05 <05_hstu>`). A caveat for any small benchmark: under
 # the book's earlier protocol (one training window per user, presets not
-# tuned on validation) HSTU trailed SASRec; chapter 05 measures what each
+# tuned on validation) HSTU trailed SASRec; {doc}`chapter 05 <05_hstu>`
+# measures what each
 # change of the protocol does.
 #
 # **Semantic IDs as features.** PrefixN rows added to the IDs give the best
@@ -481,6 +487,47 @@ pd.DataFrame(pairs).T[["diff", "ci_low", "ci_high", "p_wilcoxon"]].round(4)
 # softmax over films, and ranking by it is what HSTU + PrefixN does with a
 # different input sequence.
 #
+# **Stopping on the ranking that is scored.** The checkpoints above were
+# chosen by early stopping on the preset's own decoder, `beam`. Trained with
+# `sparse` as its decoder instead (`--set model.decode.mode=sparse`, so that
+# early stopping watches the ranking the test scores; five more runs in
+# `book/results/bench_quality_cobra_sparse.json`), the same preset is a
+# configuration validation prefers:
+
+# %%
+sparse_runs = load_result("bench_quality_cobra_sparse")["models"]["cobra-cpu"]
+assert sparse_runs["best_decode_on_valid"] == "sparse"
+valid_sparse_stop = glue("sparse_stop_valid",
+                         sparse_runs["decodes"]["sparse"]["valid_ndcg@10_mean"])
+valid_beam_stop = glue("beam_stop_valid",
+                       cobra["decodes"]["sparse"]["valid_ndcg@10_mean"])
+assert valid_sparse_stop > valid_beam_stop
+glue("sparse_stop_test", sparse_runs["ndcg@10_mean"])
+glue("sparse_stop_std", sparse_runs["ndcg@10_std"])
+sparse_stop = {}
+for name in ("hstu-cpu", "hstu-sid-cpu"):
+    sparse_stop[MODELS[name]] = compare(sparse_runs["per_user_ndcg@10"], per_user[name])
+    short = name.replace("-cpu", "").replace("-", "_")
+    glue(f"sparse_stop_{short}_diff", sparse_stop[MODELS[name]]["diff"])
+    glue(f"sparse_stop_{short}_p", sparse_stop[MODELS[name]]["p_wilcoxon"])
+print(f"stopping on sparse: valid {valid_sparse_stop:.4f} "
+      f"(on beam: {valid_beam_stop:.4f}), test {sparse_runs['ndcg@10_mean']:.4f} "
+      f"± {sparse_runs['ndcg@10_std']:.4f}")
+assert all(r["diff"] < 0 and r["p_wilcoxon"] > 0.05 for r in sparse_stop.values())
+pd.DataFrame(sparse_stop).T[["diff", "ci_low", "ci_high", "p_wilcoxon"]].round(4)
+
+# %% [markdown]
+# Its validation NDCG@10 is {glue:text}`sparse_stop_valid:.4f` against
+# {glue:text}`beam_stop_valid:.4f` for the checkpoints chosen by `beam`. On
+# test it reaches {glue:text}`sparse_stop_test:.4f` ±
+# {glue:text}`sparse_stop_std:.4f`, closer to HSTU-direct (COBRA − HSTU
+# {glue:text}`sparse_stop_hstu_diff:+.4f`,
+# p = {glue:text}`sparse_stop_hstu_p:.2f`) and to HSTU + PrefixN
+# ({glue:text}`sparse_stop_hstu_sid_diff:+.4f`,
+# p = {glue:text}`sparse_stop_hstu_sid_p:.2f`), still below both on the
+# mean and still with no difference the test can separate. COBRA's best
+# configuration does not beat the ID-based baselines here.
+#
 # **What this benchmark cannot say.** MovieLens-100K has
 # {glue:text}`n_users:,d` users and {glue:text}`n_items:,d` films. The papers'
 # claims are about catalogues of millions, where a softmax
@@ -508,18 +555,157 @@ pd.DataFrame(pairs).T[["diff", "ci_low", "ci_high", "p_wilcoxon"]].round(4)
 #
 # ## Exercises
 #
-# 1. Rerun one row on your machine: `python -m cobra bench quality --models
-#    hstu-cpu --seeds 1` (about 5 minutes). How close is seed 0 to the table
-#    (CPU training is deterministic on one machine, another CPU rounds
-#    differently)?
-# 2. Test the runner-up of the ablations: `python -m cobra bench ablate
-#    --variants "SID 2 levels" --seeds 5 --test --jobs 2` (about 40 minutes).
-#    Is its difference with the main COBRA row larger than the seeds' spread?
-# 3. TIGER keeps only its {glue:text}`tiger_beams:d` beams, so
-#    {glue:text}`n_tied:,d` films share the last place. Compare its HR@10 and
-#    HR@200 (`eval --run DIR --json`) with HSTU's: what does a generative
-#    retriever give up at large cut-offs?
-# 4. Every tuned choice sits on an edge of the grid. Add a third learning rate
-#    on each side (`3e-4` and `1e-2`) to `cobra.presets.TUNE_GRID` and rerun
-#    `python -m cobra bench tune --models hstu-cpu,sasrec-cpu --jobs 2` (about
-#    an hour). Does either model move, and would it change the comparison?
+# Each exercise says how long it takes on the `cpu` profile. Those with one
+# right answer end with a check: `check("11.2", your_answer)` prints whether
+# it is right, with a hint if not. Solutions are folded below each exercise
+# (click to open); try first. The exercises that train say how long; their
+# solutions read the committed results (`quality`, `tune`, `ablate`) so that
+# the chapter stays fast.
+#
+# ```{exercise}
+# :label: ex-11-1
+#
+# Rerun one row on your machine: `python -m cobra bench quality --models
+# hstu-cpu --seeds 1` trains seed 0 (*about 3 minutes*). How close is it to
+# the committed seed 0? CPU training is deterministic on one machine, but
+# another CPU rounds differently. *About a second* to compare. An open
+# question: the solution prints the committed seed 0 and the range of the
+# five seeds.
+# ```
+
+# %% [markdown] tags=["solution"]
+# ````{solution-start} ex-11-1
+# :class: dropdown
+# ````
+
+# %% tags=["solution"]
+# python -m cobra bench quality --models hstu-cpu --seeds 1
+hstu_runs = pd.DataFrame(quality["models"]["hstu-cpu"]["runs"]).set_index("seed")
+seed0 = hstu_runs.loc[0, "ndcg@10"]
+print(f"committed seed 0: test NDCG@10 {seed0:.4f}; the five seeds span "
+      f"{hstu_runs['ndcg@10'].min():.4f} to {hstu_runs['ndcg@10'].max():.4f}")
+hstu_runs[["ndcg@10", "hr@10", "best_epoch", "epochs"]].round(4)
+
+# %% [markdown] tags=["solution"]
+# On the machine that wrote the file your run gives the committed seed 0
+# exactly. On another CPU the sums round differently, the small differences
+# grow over thousands of steps and early stopping may pick another epoch:
+# expect a number inside the span of the five seeds, not equal to seed 0.
+# That span, not the third decimal of one run, is the precision of the
+# table.
+#
+# ````{solution-end}
+# ````
+
+# %% [markdown]
+# ```{exercise}
+# :label: ex-11-2
+#
+# The ablations ran one seed per variant. Which variant comes second on
+# validation, each variant decoded by its best mode? Is its gap to the
+# chosen one larger than the seed-to-seed standard deviation of the main
+# runs' validation score? Testing it properly takes five seeds (`python -m
+# cobra bench ablate --variants "NAME" --seeds 5 --test --jobs 2`, *about 40
+# minutes*). *About a second* to read. Check: `check("11.2", name)`.
+# ```
+
+# %% [markdown] tags=["solution"]
+# ````{solution-start} ex-11-2
+# :class: dropdown
+# ````
+
+# %% tags=["solution"]
+best_of_variant = pd.Series({name: max(v["valid_ndcg@10_by_decode"].values())
+                             for name, v in ablate["variants"].items()})
+ranked = best_of_variant.sort_values(ascending=False)
+name = ranked.index[1]
+seed_std = float(np.std(seed_valid, ddof=1))
+print(ranked.round(4).to_string())
+print(f"runner-up {name!r}: {ranked.iloc[0] - ranked.iloc[1]:.4f} behind the first;\n"
+      f"the main runs' seeds: std {seed_std:.4f}")
+check("11.2", name)
+
+# %% [markdown] tags=["solution"]
+# The runner-up trails the chosen variant by far less than one seed's
+# standard deviation: one run per variant cannot separate them. Only the
+# five-seed test, with its paired comparison, can say whether the
+# difference is real; the ablation's one-seed ranking is a shortlist, not a
+# result.
+#
+# ````{solution-end}
+# ````
+
+# %% [markdown]
+# ```{exercise}
+# :label: ex-11-3
+#
+# TIGER keeps only its {glue:text}`tiger_beams:d` beams, so
+# {glue:text}`n_tied:,d` films share the last place. For a user whose
+# target is in none of the $M$ beams, the evaluator ranks the target behind
+# the beams, tied with every other remaining candidate (all films minus the
+# history in `batch.exclude`, the target kept), and takes the expected
+# HR@200 over the order of the tie. What is that expected HR@200, averaged
+# over the users of `batch`? Compare it with HSTU's HR@10 in the table: what
+# does a generative retriever give up at large cut-offs? *About a second.*
+# Check: `check("11.3", mean_tail_hr200)`.
+# ```
+
+# %% [markdown] tags=["solution"]
+# ````{solution-start} ex-11-3
+# :class: dropdown
+# ````
+
+# %% tags=["solution"]
+removed = batch.exclude.clone()  # (B, N + 1)
+removed[torch.arange(len(batch)), batch.targets] = False  # the target stays
+candidates = tiger_split.num_items - removed[:, 1:].sum(dim=1)  # (B,)
+tail_hr200 = (200 - tiger_beams) / (candidates - tiger_beams).double()  # (B,)
+mean_tail_hr200 = float(tail_hr200.mean())
+print(f"{len(batch)} users: a target outside the {tiger_beams} beams gets "
+      f"HR@200 {mean_tail_hr200:.3f} on average")
+check("11.3", mean_tail_hr200)
+
+# %% [markdown] tags=["solution"]
+# A target outside the beams gets only a random guess's share of HR@200:
+# its chance to land in the top 200 among all the tied films.
+# HSTU, which scores every film, keeps ranking them by what it learned all
+# the way down the list. A generative retriever trades the long list for a
+# short, precise one; with more beams it could fill the list, at the cost of
+# more decoding steps.
+#
+# ````{solution-end}
+# ````
+
+# %% [markdown]
+# ```{exercise}
+# :label: ex-11-4
+#
+# Which models chose the larger learning rate of the grid? Read the tuning
+# result (`tune["models"][name]["best"]`). For each of them the choice sits
+# on the upper edge of the grid, so a larger rate might do better still:
+# add `1e-2` to `cobra.presets.TUNE_GRID` and rerun `python -m cobra bench
+# tune --jobs 2` (*about an hour*). *About a second* to read. Check:
+# `check("11.4", names)` with the preset names, sorted, as a tuple.
+# ```
+
+# %% [markdown] tags=["solution"]
+# ````{solution-start} ex-11-4
+# :class: dropdown
+# ````
+
+# %% tags=["solution"]
+choices = pd.DataFrame({name: m["best"] for name, m in tune["models"].items()}).T
+print(choices)
+largest = max(TUNE_GRID["train.lr"])
+names = tuple(sorted(choices.index[choices["train.lr"] == largest]))
+check("11.4", names)
+
+# %% [markdown] tags=["solution"]
+# The models do not agree, which is why each gets its own search. A choice
+# on the edge of a grid only says that the optimum may lie beyond it; the
+# wider grid answers that, and it stays fair as long as every model gets
+# the same points. If a model moves, rerun the five seeds of both before
+# reading the gap between them.
+#
+# ````{solution-end}
+# ````

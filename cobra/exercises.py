@@ -594,6 +594,34 @@ def _best_mode_of(variant: str) -> str:
     return max(scores, key=scores.get)
 
 
+# Chapter 11: experiments
+
+
+def _ablation_runner_up() -> str:
+    """The second-best ablation variant on validation, each scored by its best decoding mode."""
+    from cobra.book import load_result
+
+    best = {name: max(v["valid_ndcg@10_by_decode"].values())
+            for name, v in load_result("ablate_cobra_valid")["variants"].items()}
+    return sorted(best, key=best.get, reverse=True)[1]
+
+
+def _tiger_beams() -> int:
+    from cobra.presets import get_preset
+
+    return get_preset(f"tiger-{CPU.name}").model.beam_width
+
+
+def _larger_lr_models() -> tuple[str, ...]:
+    """The presets whose tuned learning rate is the grid's largest."""
+    from cobra.book import load_result
+    from cobra.presets import TUNE_GRID
+
+    largest = max(TUNE_GRID["train.lr"])
+    return tuple(sorted(name for name, m in load_result("tune_cpu")["models"].items()
+                        if m["best"]["train.lr"] == largest))
+
+
 # Chapter 07: TIGER
 
 
@@ -730,6 +758,13 @@ EXERCISES: dict[str, Exercise] = {e.key: e for e in (
              rel_tol=1e-9),
     Exercise("10.5", lambda: _best_mode_of("SID 2 levels, no uniqueness code"), "the key with the largest value "
              "of the variant's `valid_ndcg@10_by_decode`"),
+    Exercise("11.2", _ablation_runner_up, "for each variant take the largest of its `valid_ndcg@10_by_decode`, "
+             "sort the variants by it and take the second"),
+    Exercise("11.3", lambda: _tail_hr200("test", f"tiger-{CPU.name}", 128, _tiger_beams()), "per user, n "
+             "candidates (all films minus the history, the target kept) and M beams: (200 - M) / (n - M); "
+             "average over the users of `batch`", rel_tol=1e-9),
+    Exercise("11.4", _larger_lr_models, "keep the names whose `best[\"train.lr\"]` equals "
+             "`max(TUNE_GRID[\"train.lr\"])`, then `tuple(sorted(...))`"),
 )}
 
 
