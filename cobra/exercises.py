@@ -659,6 +659,28 @@ def _dead_prefixes() -> tuple[int, ...]:
     return tuple(int((~trie.live_nodes(excluded, level)).sum()) for level in range(trie.depth - 1))
 
 
+# Chapter 12: the book at full scale
+
+
+@cache
+def _scale_rows() -> dict[str, dict]:
+    from cobra.book import load_result
+
+    return {r["preset"]: r for r in load_result("scale_4090d_h200")["presets"]}
+
+
+def _cobra_30_epochs_minutes() -> float:
+    r = _scale_rows()["cobra-4090d"]
+    return 30 * (r["epoch_seconds"] + r["eval_seconds"]) / 60
+
+
+def _tiger_batch_on(card_gb: float) -> int:
+    """The largest power of two b with b x (training peak per example) <= 0.9 x card_gb."""
+    r = _scale_rows()["tiger-4090d"]
+    per_example = r["train_peak_gb"] / r["batch_size"]
+    return 2 ** math.floor(math.log2(0.9 * card_gb / per_example))
+
+
 EXERCISES: dict[str, Exercise] = {e.key: e for e in (
     Exercise("00.1", _commands, "`python -m cobra --help` lists them under COMMAND; compare the sorted tuple"),
     Exercise("00.2", _profile_changes, "print both profiles (`cobra.config.PROFILES`) side by side and count "
@@ -765,6 +787,10 @@ EXERCISES: dict[str, Exercise] = {e.key: e for e in (
              "average over the users of `batch`", rel_tol=1e-9),
     Exercise("11.4", _larger_lr_models, "keep the names whose `best[\"train.lr\"]` equals "
              "`max(TUNE_GRID[\"train.lr\"])`, then `tuple(sorted(...))`"),
+    Exercise("12.1", _cobra_30_epochs_minutes, "30 times (`epoch_seconds` + `eval_seconds`) of the "
+             "`cobra-4090d` row, over 60", rel_tol=1e-9),
+    Exercise("12.2", lambda: _tiger_batch_on(12), "GB per example = `train_peak_gb / batch_size`; double a "
+             "batch of 1 while twice the batch still needs at most 0.9 x 12 GB"),
 )}
 
 

@@ -1,0 +1,305 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 12. Appendix: the book at full scale on one 24 GB GPU
+#
+# **Goal.** Run every chapter at the scale the papers use, MovieLens-20M and
+# the `Qwen3-Embedding-0.6B` text encoder, on one RTX 4090D (24 GB). You will see what
+# the `4090d` profile changes, how to set up the environment, what is
+# downloaded, how long each preset and each chapter takes and how much GPU
+# memory it needs (measured on a named card, or estimated and marked so), and
+# what to change for a smaller card. Everything in this appendix is read from
+# the benchmark results committed in `book/results/`, so it runs in seconds
+# on any machine.
+#
+# **Prerequisites.** {doc}`chapter 00 <00_introduction>` (the two profiles)
+# and {doc}`chapter 05 <05_hstu>` (presets and training runs).
+#
+# **Run time.** About 3 s on 2 CPU cores (`cpu` profile; measured by the nbval run, which checks it).
+
+# %%
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+
+from cobra.book import BOOK_DIR, chapters, glue, load_result, setup
+from cobra.config import PROFILES
+from cobra.exercises import check
+from cobra.movielens import DATASETS
+from cobra.text import QWEN3_MODEL
+
+profile = setup()
+scale, by_chapter = load_result("scale_4090d_h200"), load_result("chapters_4090d_h200")
+print(f"profile {profile.name}; the full-scale results were measured on\n"
+      f"{scale['machine']}")
+
+# %% [markdown]
+# ## What the profile changes
+#
+# One environment variable, `COBRA_PROFILE=4090d`, switches every chapter,
+# preset and command from the laptop scale to the full one. The two profiles
+# side by side (`cobra.config.PROFILES`):
+
+# %%
+profiles = pd.DataFrame({name: asdict(p) for name, p in PROFILES.items()})
+profiles[profiles["cpu"] != profiles["4090d"]]
+
+# %% [markdown]
+# Every preset then takes the `4090d` sizes (`hstu-4090d`, `cobra-4090d`,
+# ...): longer histories, more codes per level, a larger model width, bf16
+# autocast and `torch.compile` on CUDA. Two more variables replace a
+# profile's parts without editing anything: `COBRA_DATASET` (another dataset,
+# e.g. your own log or the synthetic stand-in below) and `COBRA_ENCODER`
+# (another text encoder); `COBRA_MAX_EPOCHS` caps every preset's epochs for
+# a dry run.
+#
+# ## The environment
+#
+# The repository's `environment.yml` creates a conda environment with
+# PyTorch's CUDA wheels and the package in editable mode:
+#
+# ```bash
+# conda env create -f environment.yml && conda activate cobra
+# export COBRA_PROFILE=4090d
+# python -m cobra data --json     # downloads and checks MovieLens-20M
+# jupyter lab book/
+# ```
+#
+# The file itself:
+
+# %%
+print((BOOK_DIR.parent / "environment.yml").read_text().strip())
+
+# %% [markdown]
+# ## What is downloaded
+#
+# The datasets come from GroupLens; each archive is checked against its
+# pinned size and digest before it is unpacked, so a truncated or corrupted
+# download is refused, never silently used. The text encoder of the `4090d`
+# profile comes from the Hugging Face hub on first use and its embeddings
+# are cached under `data/cache`.
+
+# %%
+downloads = pd.DataFrame(
+    [{"dataset": name, "archive (MB)": round(spec.size / 1e6, 1) if spec.size else None,
+      "checked by": "sha256" if spec.sha256 else "md5" if spec.md5 else "size only"}
+     for name, spec in DATASETS.items()]).set_index("dataset")
+print(f"4090d profile: dataset {PROFILES['4090d'].dataset}, encoder "
+      f"{PROFILES['4090d'].encoder} ({QWEN3_MODEL})")
+downloads
+
+# %% [markdown]
+# Where MovieLens-20M cannot be downloaded (as on the machines that built
+# this book), `COBRA_DATASET=ml-20m-synthetic` generates a stand-in with its
+# shape: the same numbers of users, films and events, heavy-tailed activity
+# and popularity, timestamps and item vectors as wide as the encoder's. It
+# measures time and memory; its metrics mean nothing, and every output made
+# from it says `synthetic`. All the figures below were measured on it.
+#
+# ## Time and memory per preset
+#
+# `python -m cobra bench scale` trains each `4090d` preset for a few steps
+# on the full-size stand-in and evaluates every user against the whole
+# catalogue, recording the peak GPU memory of each (`torch.cuda`'s
+# `max_memory_allocated`). An epoch is the seconds per step times the
+# epoch's steps. Evaluations marked `≤` were extrapolated from a sample of
+# users and include start-up costs, so they are upper bounds:
+
+# %%
+presets = pd.DataFrame(
+    [{"preset": r["preset"], "batch": r["batch_size"],
+      "epoch (min)": round(r["epoch_seconds"] / 60, 1),
+      "evaluation (s)": ("" if r["eval_method"].startswith("measured") else "≤ ")
+      + f"{r['eval_seconds']:.0f}",
+      "peak GB, training": r["train_peak_gb"], "peak GB, evaluation": r["eval_peak_gb"]}
+     for r in scale["presets"]]).set_index("preset")
+largest_peak = glue("largest_peak", float(presets[["peak GB, training",
+                                                   "peak GB, evaluation"]].max().max()))
+glue("peak_preset", presets["peak GB, training"].idxmax())
+print(f"measured on {scale['machine'].split(' (')[0]}, {scale['dataset']}")
+presets
+
+# %% [markdown]
+# The largest peak, {glue:text}`largest_peak:.2f` GB ({glue:text}`peak_preset`
+# in training), leaves most of a 24 GB card free. These are H200 figures: a
+# 4090D has the same memory needs but computes several times slower, so
+# multiply the times, not the memory. No 4090D was measured.
+#
+# ## Time and memory per chapter
+#
+# `python -m cobra bench chapters` executes each chapter under the `4090d`
+# profile with a time limit and records its wall time and peak GPU memory.
+# The chapters that train did not fit that limit; their times are estimated
+# from the preset table above, with the epochs and runs each chapter trains
+# (`cobra.bench.scale.chapter_estimates`), and marked as estimates:
+
+# %%
+measured = {r["chapter"]: r for r in by_chapter["chapters"]}
+estimates = by_chapter["estimates"]
+
+
+def chapter_row(stem: str) -> dict:
+    """One chapter's full-scale time and memory, and how the figure was obtained."""
+    if stem in estimates:
+        e = estimates[stem]
+        return {"time (min)": round(e["seconds"] / 60, 1), "peak GB": e["peak_gpu_gb"],
+                "how": "estimated"}
+    r = measured.get(stem)
+    if r is None:
+        return {"time (min)": None, "peak GB": None, "how": "not run at full scale yet"}
+    if r["ok"]:
+        return {"time (min)": round(r["seconds"] / 60, 1),
+                "peak GB": r.get("peak_gpu_gb"),
+                "how": "measured (CPU only)" if "peak_gpu_gb" not in r else "measured"}
+    return {"time (min)": None, "peak GB": None,
+            "how": ("over the time limit" if r.get("timed_out")
+                    else "failed: see the file")}
+
+
+per_chapter = pd.DataFrame({p.stem: chapter_row(p.stem) for p in chapters()}).T
+per_chapter.index.name = "chapter"
+per_chapter
+
+# %% [markdown]
+# The chapters that draw UMAP maps or fit many quantisers
+# ({doc}`02 <02_item_embeddings>` to {doc}`04 <04_sid_diagnostics>`) ran past
+# the time limit on the CPU side of the machine, not on the GPU;
+# {doc}`chapter 11 <11_experiments>` reads the committed MovieLens-100K
+# results and needs that dataset. A
+# chapter whose row says "not run" was added after the last GPU run; it trains
+# nothing at full scale that the presets above do not cover.
+#
+# ## A smaller card
+#
+# The memory of a training step is the model's weights, gradients and Adam
+# moments (small here: the largest tables are the catalogue's embeddings)
+# plus the activations, which grow with the batch size times the history
+# length. A rough rule, safe because it also scales the fixed part: the
+# peak grows in proportion to the batch. The largest power-of-two batch
+# that keeps each preset's training peak under 90% of a card, by that rule
+# (an estimate, not a measurement):
+
+# %%
+CARDS = (8, 12, 16, 24)
+
+
+def largest_batch(batch: int, peak_gb: float, card_gb: float) -> int:
+    """The largest power of two b <= 4 batch with b / batch * peak_gb <= 0.9 card_gb."""
+    b = 4 * batch
+    while b > 1 and b / batch * peak_gb > 0.9 * card_gb:
+        b //= 2
+    return b
+
+
+smaller = pd.DataFrame(
+    {f"{card} GB": {r["preset"]: largest_batch(r["batch_size"], r["train_peak_gb"],
+                                               card)
+                    for r in scale["presets"]} for card in CARDS})
+smaller.insert(0, "preset batch", presets["batch"])
+smaller
+
+# %% [markdown]
+# On a card smaller than the table allows, set `train.batch_size` to the
+# value above (`--set train.batch_size=32`) and, since fewer examples per
+# step give noisier gradients, consider a smaller learning rate; lower
+# `model.max_seq_len` (memory falls faster than linearly with the history
+# length, through attention); lower `model.eval_chunk` if evaluation runs
+# out of memory (it scores the catalogue in row chunks); and keep
+# `train.amp=bf16`. Measure your own peaks with `python -m cobra bench scale
+# --presets PRESET`: the rule above is a starting point.
+#
+# ## Summary
+#
+# - `COBRA_PROFILE=4090d` switches every chapter and preset to
+#   MovieLens-20M, its text encoder and the full model sizes;
+#   `COBRA_DATASET`, `COBRA_ENCODER` and `COBRA_MAX_EPOCHS` adjust a run
+#   without editing code.
+# - The datasets are checked against pinned sizes and digests; a stand-in
+#   with MovieLens-20M's shape measures time and memory where the real data
+#   cannot be downloaded.
+# - Every preset fits a 24 GB card with room to spare (largest peak
+#   {glue:text}`largest_peak:.2f` GB, measured); the times are an H200's and
+#   a 4090D's are longer.
+# - For a smaller card, lower the batch size first, then the history length
+#   and the evaluation chunk.
+#
+# ## Exercises
+#
+# Each exercise says how long it takes on the `cpu` profile; each ends with a
+# check: `check("12.1", your_answer)` prints whether it is right, with a hint
+# if not. Solutions are folded below each exercise (click to open).
+#
+# ```{exercise}
+# :label: ex-12-1
+#
+# Plan a training run: how many minutes does `cobra-4090d` need for 30
+# epochs on the measured card, with one full evaluation of every user after
+# each epoch (the early stopping's validation)? Use `scale["presets"]`:
+# `epoch_seconds` and `eval_seconds`. *About a second.* Check:
+# `check("12.1", minutes)`.
+# ```
+
+# %% [markdown] tags=["solution"]
+# ````{solution-start} ex-12-1
+# :class: dropdown
+# ````
+
+# %% tags=["solution"]
+cobra_row = next(r for r in scale["presets"] if r["preset"] == "cobra-4090d")
+minutes = 30 * (cobra_row["epoch_seconds"] + cobra_row["eval_seconds"]) / 60
+print(f"cobra-4090d, 30 epochs with validation: {minutes:.0f} minutes on the H200")
+check("12.1", minutes)
+
+# %% [markdown] tags=["solution"]
+# The evaluation is a sizeable share of each epoch for COBRA, which runs its
+# backbone twice per user. On a 4090D multiply by its slowdown; to save
+# time, validate every few epochs or on a sample of users.
+#
+# ````{solution-end}
+# ````
+
+# %% [markdown]
+# ```{exercise}
+# :label: ex-12-2
+#
+# By the rule of this appendix (the peak in proportion to the batch), what
+# is the largest power-of-two batch for `tiger-4090d` that keeps its
+# training peak under 90% of a 12 GB card? Compute it from its row of
+# `scale["presets"]` without `largest_batch`. *About a second.* Check:
+# `check("12.2", batch)`.
+# ```
+
+# %% [markdown] tags=["solution"]
+# ````{solution-start} ex-12-2
+# :class: dropdown
+# ````
+
+# %% tags=["solution"]
+tiger_row = next(r for r in scale["presets"] if r["preset"] == "tiger-4090d")
+per_example = tiger_row["train_peak_gb"] / tiger_row["batch_size"]  # GB per example
+batch = 1
+while 2 * batch * per_example <= 0.9 * 12:  # the next power of two still fits
+    batch *= 2
+print(f"tiger-4090d: {per_example * 1000:.0f} MB per example, batch {batch} on 12 GB")
+check("12.2", batch)
+
+# %% [markdown] tags=["solution"]
+# TIGER needs the most memory per example: its sequence holds a film's
+# codes after the history, so its attention runs over more tokens than the
+# other models'. Measure before you trust the rule: the fixed part of the
+# memory does not shrink with the batch.
+#
+# ````{solution-end}
+# ````
