@@ -34,6 +34,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from cobra.bench.scale import (CHAPTER_COLUMNS, PRESET_COLUMNS, chapter_table,
+                               preset_table)
 from cobra.book import BOOK_DIR, chapters, glue, load_result, setup
 from cobra.config import PROFILES
 from cobra.exercises import check
@@ -118,18 +120,12 @@ downloads
 # users and include start-up costs, so they are upper bounds:
 
 # %%
-presets = pd.DataFrame(
-    [{"preset": r["preset"], "batch": r["batch_size"],
-      "epoch (min)": round(r["epoch_seconds"] / 60, 1),
-      "evaluation (s)": ("" if r["eval_method"].startswith("measured") else "≤ ")
-      + f"{r['eval_seconds']:.0f}",
-      "peak GB, training": r["train_peak_gb"], "peak GB, evaluation": r["eval_peak_gb"]}
-     for r in scale["presets"]]).set_index("preset")
-largest_peak = glue("largest_peak", float(presets[["peak GB, training",
-                                                   "peak GB, evaluation"]].max().max()))
-glue("peak_preset", presets["peak GB, training"].idxmax())
+train_peak = {r["preset"]: r["train_peak_gb"] for r in scale["presets"]}
+largest_peak = glue("largest_peak", max(max(r["train_peak_gb"], r["eval_peak_gb"])
+                                        for r in scale["presets"]))
+glue("peak_preset", max(train_peak, key=train_peak.get))
 print(f"measured on {scale['machine'].split(' (')[0]}, {scale['dataset']}")
-presets
+pd.DataFrame(preset_table(scale), columns=PRESET_COLUMNS).set_index("preset")
 
 # %% [markdown]
 # The largest peak, {glue:text}`largest_peak:.2f` GB ({glue:text}`peak_preset`
@@ -146,31 +142,11 @@ presets
 # (`cobra.bench.scale.chapter_estimates`), and marked as estimates:
 
 # %%
-measured = {r["chapter"]: r for r in by_chapter["chapters"]}
-estimates = by_chapter["estimates"]
-
-
-def chapter_row(stem: str) -> dict:
-    """One chapter's full-scale time and memory, and how the figure was obtained."""
-    if stem in estimates:
-        e = estimates[stem]
-        return {"time (min)": round(e["seconds"] / 60, 1), "peak GB": e["peak_gpu_gb"],
-                "how": "estimated"}
-    r = measured.get(stem)
-    if r is None:
-        return {"time (min)": None, "peak GB": None, "how": "not run at full scale yet"}
-    if r["ok"]:
-        return {"time (min)": round(r["seconds"] / 60, 1),
-                "peak GB": r.get("peak_gpu_gb"),
-                "how": "measured (CPU only)" if "peak_gpu_gb" not in r else "measured"}
-    return {"time (min)": None, "peak GB": None,
-            "how": ("over the time limit" if r.get("timed_out")
-                    else "failed: see the file")}
-
-
-per_chapter = pd.DataFrame({p.stem: chapter_row(p.stem) for p in chapters()}).T
-per_chapter.index.name = "chapter"
-per_chapter
+# the README's table; chapters added after the GPU run have no row there
+known = {row[0]: row for row in chapter_table(scale, by_chapter)}
+not_run = ("not run", "not run", "not run at full scale yet")
+pd.DataFrame([known.get(p.stem, (p.stem, *not_run)) for p in chapters()],
+             columns=CHAPTER_COLUMNS).set_index("chapter")
 
 # %% [markdown]
 # The chapters that draw UMAP maps or fit many quantisers
@@ -207,7 +183,7 @@ smaller = pd.DataFrame(
     {f"{card} GB": {r["preset"]: largest_batch(r["batch_size"], r["train_peak_gb"],
                                                card)
                     for r in scale["presets"]} for card in CARDS})
-smaller.insert(0, "preset batch", presets["batch"])
+smaller.insert(0, "preset batch", [r["batch_size"] for r in scale["presets"]])
 smaller
 
 # %% [markdown]

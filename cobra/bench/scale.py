@@ -251,25 +251,45 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.1f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
 
 
-def readme_rows(scale: dict[str, Any], chapters: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """The README's full-scale tables as Markdown rows, from the ``bench scale`` and ``bench chapters`` results
-    (the tests check the README against them)."""
-    presets = []
+PRESET_COLUMNS = ("preset", "batch", "s / step", "epoch", "full evaluation", "peak GPU, training",
+                  "peak GPU, evaluation")
+CHAPTER_COLUMNS = ("chapter", "time", "peak GPU memory", "how")
+
+
+def preset_table(scale: dict[str, Any]) -> list[tuple[str, ...]]:
+    """One row of :data:`PRESET_COLUMNS` per preset of a ``bench scale`` result, as the README and the book's
+    appendix print it (an evaluation extrapolated from a sample is marked ``≤``)."""
+    rows = []
     for r in scale["presets"]:
         measured = r["eval_method"].startswith("measured")
-        evaluation = ("" if measured else "≤ ") + _duration(r["eval_seconds"])
-        presets.append(f"| `{r['preset']}` | {r['batch_size']} | {r['seconds_per_step']:.4f} | "
-                       f"{_duration(r['epoch_seconds'])} | {evaluation} | {r['train_peak_gb']:.2f} GB | "
-                       f"{r['eval_peak_gb']:.2f} GB |")
+        rows.append((r["preset"], str(r["batch_size"]), f"{r['seconds_per_step']:.4f}", _duration(r["epoch_seconds"]),
+                     ("" if measured else "≤ ") + _duration(r["eval_seconds"]), f"{r['train_peak_gb']:.2f} GB",
+                     f"{r['eval_peak_gb']:.2f} GB"))
+    return rows
+
+
+def chapter_table(scale: dict[str, Any], chapters: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """One row of :data:`CHAPTER_COLUMNS` per chapter of a ``bench chapters`` result, sorted: measured, stopped
+    at the time limit, failed, or estimated from ``scale`` (:func:`chapter_estimates`)."""
     rows = []
     for r in chapters["chapters"]:
         if r["ok"]:
             gpu = f"{r['peak_gpu_gb']:.2f} GB" if "peak_gpu_gb" in r else "none (CPU only)"
-            rows.append(f"| {r['chapter']} | {_duration(r['seconds'])} | {gpu} | measured |")
+            rows.append((r["chapter"], _duration(r["seconds"]), gpu, "measured"))
         elif r.get("timed_out"):
-            rows.append(f"| {r['chapter']} | over {_duration(r['seconds'])} | not measured | stopped at the limit |")
+            rows.append((r["chapter"], f"over {_duration(r['seconds'])}", "not measured", "stopped at the limit"))
         else:
-            rows.append(f"| {r['chapter']} | not measured | not measured | failed: see the result file |")
+            rows.append((r["chapter"], "not measured", "not measured", "failed: see the result file"))
     for chapter, e in chapter_estimates(scale).items():
-        rows.append(f"| {chapter} | about {_duration(e['seconds'])} | {e['peak_gpu_gb']:.2f} GB | estimated |")
-    return presets, sorted(rows)
+        rows.append((chapter, f"about {_duration(e['seconds'])}", f"{e['peak_gpu_gb']:.2f} GB", "estimated"))
+    return sorted(rows)
+
+
+def readme_rows(scale: dict[str, Any], chapters: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The README's full-scale tables as Markdown rows, from the ``bench scale`` and ``bench chapters`` results
+    (the tests check the README against them)."""
+    def markdown(cells: tuple[str, ...]) -> str:
+        return "| " + " | ".join(cells) + " |"
+
+    presets = [markdown((f"`{name}`", *rest)) for name, *rest in preset_table(scale)]
+    return presets, [markdown(row) for row in chapter_table(scale, chapters)]
