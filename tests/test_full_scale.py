@@ -37,6 +37,22 @@ def test_chapter_runs_at_4090d_profile(full_scale_runs, chapter):
     assert record["ok"], f"{chapter.name} fails at the 4090d profile:\n{record.get('error')}"
 
 
+def test_run_chapter_reports_memory_errors_and_crashes(tmp_path):
+    from cobra.bench.chapters import run_chapter
+
+    ok, fails, crashes = tmp_path / "98_ok.py", tmp_path / "97_fails.py", tmp_path / "99_crash.py"
+    ok.write_text("import numpy as np\nblock = np.ones(2**27)  # 1 GiB\n")
+    fails.write_text("raise ValueError('no such column: user')\n")
+    crashes.write_text("import ctypes\nctypes.string_at(0)\n")  # a native crash, no Python traceback
+    record = run_chapter(ok)
+    assert record["ok"] and record["peak_rss_gb"] >= 1.0 and "peak_gpu_gb" not in record
+    record = run_chapter(fails)
+    assert not record["ok"] and "ValueError: no such column: user" in record["error"]
+    record = run_chapter(crashes)
+    assert not record["ok"] and record["error"].startswith("killed by SIGSEGV")
+    assert "99_crash.py" in record["error"]  # the stack faulthandler printed names the line
+
+
 def test_chapter_training_table_matches_the_chapters():
     """The full-scale estimates count each training chapter's epochs as its code sets them."""
     import re

@@ -5,8 +5,8 @@ Explained in the README ("Full scale") and chapter 00 (book/00_introduction.py).
 Each chapter's source (``book/NN_slug.py``, jupytext percent format, so plain Python) runs top to bottom in
 its own process under the current profile and environment (``COBRA_PROFILE``, ``COBRA_DATASET``,
 ``COBRA_ENCODER``), with matplotlib's non-interactive backend and ``display`` printing. For each one it
-reports whether it finished, its wall time and, on CUDA, its peak GPU memory
-(``torch.cuda.max_memory_allocated``), with the last lines of a traceback when it failed. Outputs are not
+reports whether it finished, its wall time, its peak process memory (``ru_maxrss``) and, on CUDA, its peak GPU
+memory (``torch.cuda.max_memory_allocated``), with the last lines of a traceback when it failed. Outputs are not
 compared: that is nbval's job at the ``cpu`` profile. This is how a chapter that only breaks at full scale is
 caught: the test suite runs every chapter under the ``4090d`` profile on the tiny synthetic stand-in
 (tests/test_full_scale.py), and on a GPU the same command measures the full-size one.
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -43,7 +44,9 @@ builtins.display = lambda *objs, **kw: print(*objs)
 start = time.perf_counter()
 runpy.run_path(sys.argv[1], run_name="__main__")
 record = {"seconds": round(time.perf_counter() - start, 2)}
-import torch
+import resource, torch
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+record["peak_rss_gb"] = round(rss / (2**30 if sys.platform == "darwin" else 2**20), 3)
 if torch.cuda.is_available() and torch.cuda.is_initialized():
     record["peak_gpu_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
     record["gpu"] = torch.cuda.get_device_name()
@@ -69,13 +72,15 @@ def run_chapter(path: Path, timeout: float | None = None, env: dict[str, str] | 
 
     Returns:
         dict with chapter, ok (bool), seconds (wall time of the chapter's code; of the whole child when it
-        failed), and peak_gpu_gb / gpu on CUDA; ``error`` (the traceback's last lines) when it failed,
+        failed), peak_rss_gb (the child's peak resident memory), and peak_gpu_gb / gpu on CUDA; ``error``
+        (the traceback's last lines, or the signal that killed it) when it failed,
         ``timed_out`` when it ran past ``timeout`` seconds.
     """
     start = time.perf_counter()
     record: dict[str, Any] = {"chapter": path.stem}
     try:
-        proc = subprocess.run([sys.executable, "-c", _CHILD.replace("TAG", repr(RESULT_TAG)), str(path)],
+        child = _CHILD.replace("TAG", repr(RESULT_TAG))
+        proc = subprocess.run([sys.executable, "-X", "faulthandler", "-c", child, str(path)],
                               cwd=path.parent, env={**os.environ, **(env or {})}, capture_output=True, text=True,
                               timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -85,6 +90,8 @@ def run_chapter(path: Path, timeout: float | None = None, env: dict[str, str] | 
     if proc.returncode == 0 and tagged:
         return {**record, "ok": True, **json.loads(tagged[-1][len(RESULT_TAG):])}
     tail = "\n".join(proc.stderr.strip().splitlines()[-12:])
+    if proc.returncode < 0:  # killed: a crash in native code (its stack, from faulthandler, is in the tail)
+        tail = f"killed by {signal.Signals(-proc.returncode).name}\n{tail}"
     return {**record, "ok": False, "seconds": round(time.perf_counter() - start, 2), "error": tail}
 
 
