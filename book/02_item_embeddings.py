@@ -380,12 +380,24 @@ print(f"from-scratch neighbours equal cobra.text.nearest for all {len(sample)} f
 # ````
 
 # %% tags=["solution"]
+BLOCK = 2048  # rows at a time: a 27k-film catalogue never needs an (N, N) matrix
+
+
+def cosine_blocks(vecs: np.ndarray):
+    """Yield (rows, sims): a block of row indices and their (B, N) float64
+    cosines with every row, the diagonal set to -inf."""
+    v64 = vecs.astype(np.float64)
+    for start in range(0, len(v64), BLOCK):
+        rows = np.arange(start, min(start + BLOCK, len(v64)))
+        sims = v64[rows] @ v64.T  # (B, N)
+        sims[rows - start, rows] = -np.inf
+        yield rows, sims
+
+
 def neighbours(vecs: np.ndarray, k: int = 10) -> np.ndarray:
     """(N, k): row i holds film i's k nearest neighbours, ranked as `nearest` ranks."""
-    v64 = vecs.astype(np.float64)
-    sims = v64 @ v64.T  # (N, N)
-    np.fill_diagonal(sims, -np.inf)
-    return np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    return np.concatenate([np.argsort(-sims, axis=1, kind="stable")[:, :k]
+                           for _, sims in cosine_blocks(vecs)])
 
 
 no_year = embed_items(profile.dataset, profile.encoder,  # (N, D)
@@ -413,7 +425,8 @@ neighbour_table(no_year)
 # Find the pair of *different* texts with the highest cosine similarity. Why
 # are they so close? Mask the pairs whose texts are equal (the films listed
 # twice): `np.array(texts)[:, None] == np.array(texts)[None, :]` is an
-# `(N, N)` boolean matrix. *About a second.* Check: `check("02.2", cosine)`.
+# `(N, N)` boolean matrix (at full scale, take the rows in blocks, as the
+# previous solution does). *About a second.* Check: `check("02.2", cosine)`.
 # ```
 
 # %% [markdown] tags=["solution"]
@@ -423,10 +436,12 @@ neighbour_table(no_year)
 
 # %% tags=["solution"]
 text_array = np.array(texts)
-pair_sims = vectors.astype(np.float64) @ vectors.T.astype(np.float64)  # (N, N)
-pair_sims[text_array[:, None] == text_array[None, :]] = -np.inf  # the diagonal too
-a, b = np.unravel_index(np.argmax(pair_sims), pair_sims.shape)
-cosine = float(pair_sims[a, b])
+cosine, a, b = -np.inf, 0, 0
+for rows, pair_sims in cosine_blocks(vectors):  # (B, N) each, from 02.1
+    pair_sims[text_array[rows, None] == text_array[None, :]] = -np.inf
+    i, j = np.unravel_index(np.argmax(pair_sims), pair_sims.shape)
+    if pair_sims[i, j] > cosine:
+        cosine, a, b = float(pair_sims[i, j]), rows[i], j
 print(f"cosine {cosine:.4f}:")
 print(f"  {texts[a]}\n  {texts[b]}")
 check("02.2", cosine)
@@ -541,9 +556,13 @@ check("02.4", mean_count)
 def kept_on_map(points: np.ndarray, k: int = 10) -> float:
     """Mean share of each film's k nearest neighbours (full vectors) that are
     among its k nearest on the 2-D map."""
-    dist = ((points[:, None, :] - points[None, :, :]) ** 2).sum(-1)  # (N, N)
-    np.fill_diagonal(dist, np.inf)
-    on_map = np.argsort(dist, axis=1, kind="stable")[:, :k]
+    on_map = []
+    for start in range(0, len(points), BLOCK):  # rows in blocks, as in 02.1
+        rows = np.arange(start, min(start + BLOCK, len(points)))
+        dist = ((points[rows, None, :] - points[None, :, :]) ** 2).sum(-1)  # (B, N)
+        dist[rows - start, rows] = np.inf
+        on_map.append(np.argsort(dist, axis=1, kind="stable")[:, :k])
+    on_map = np.concatenate(on_map)  # (N, k)
     return float(np.mean([len(set(a) & set(b)) / k
                           for a, b in zip(with_nb, on_map, strict=True)]))
 
