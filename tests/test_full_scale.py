@@ -77,8 +77,32 @@ def test_chapter_estimates_from_a_scale_result():
     assert est["05_hstu"]["seconds"] == 6 * (4 * 12 + 2) and est["05_hstu"]["peak_gpu_gb"] == 3.0
 
 
+def test_chapter_table_prefers_measurements_then_estimates_then_cpu_runs():
+    from cobra.bench.scale import chapter_table
+
+    scale = {"presets": [{"preset": f"{m}-4090d", "epoch_seconds": 10.0, "eval_seconds": 2.0,
+                          "train_peak_gb": 3.0, "eval_peak_gb": 1.0}
+                         for m in ("hstu", "sasrec", "hstu-sid", "tiger", "cobra")]}
+    gpu = {"chapters": [{"chapter": "01_data", "ok": True, "seconds": 70.0},
+                        {"chapter": "02_item_embeddings", "ok": False, "timed_out": True, "seconds": 90.0},
+                        {"chapter": "03_semantic_ids", "ok": False, "timed_out": True, "seconds": 90.0},
+                        {"chapter": "09_dual_loss", "ok": True, "seconds": 20.0, "peak_gpu_gb": 0.5}]}
+    cpu = {"machine": "2 CPU cores, torch 2.13.0+cpu, no GPU",
+           "chapters": [{"chapter": c, "ok": c != "03_semantic_ids", "seconds": 300.0, "peak_rss_gb": 4.5}
+                        for c in ("01_data", "02_item_embeddings", "03_semantic_ids", "05_hstu", "12_full_scale")]}
+    rows = {row[0]: row[1:] for row in chapter_table(scale, gpu, cpu)}
+    assert rows["01_data"] == ("1.2 min", "none (CPU only)", "measured")  # a GPU measurement wins
+    assert rows["09_dual_loss"] == ("20.0 s", "0.50 GB", "measured")
+    assert rows["02_item_embeddings"] == ("about 5.0 min", "≤ 4.50 GB", "estimated: run on 2 CPU cores")
+    assert rows["12_full_scale"][2] == "estimated: run on 2 CPU cores"  # only in the CPU run
+    assert rows["03_semantic_ids"] == ("over 1.5 min", "not measured", "stopped at the limit")  # failed on CPU
+    assert rows["05_hstu"][2] == "estimated: from the presets"  # a training chapter, not the CPU run's
+    assert list(rows) == sorted(rows)
+
+
 def test_readme_full_scale_tables_match_the_committed_results():
-    """The README's full-scale tables quote book/results/scale_4090d_h200.json and chapters_4090d_h200.json."""
+    """The README's full-scale tables quote book/results/scale_4090d_h200.json, chapters_4090d_h200.json and
+    chapters_4090d_cpu.json, and give every chapter a row."""
     from pathlib import Path
 
     from cobra.bench.scale import chapter_estimates, readme_rows
@@ -86,12 +110,15 @@ def test_readme_full_scale_tables_match_the_committed_results():
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     scale, chapters = load_result("scale_4090d_h200"), load_result("chapters_4090d_h200")
-    presets, rows = readme_rows(scale, chapters)
+    presets, rows = readme_rows(scale, chapters, load_result("chapters_4090d_cpu"))
+    assert [row.split(" | ")[0].lstrip("| ") for row in rows] == [path.stem for path in chapter_files()]
     for row in presets + rows:
         assert row in readme.splitlines(), f"README lacks the row {row!r}"
     assert chapters["estimates"] == chapter_estimates(scale)  # the file's estimates are the function's
     peak = max(max(r["train_peak_gb"], r["eval_peak_gb"]) for r in scale["presets"])
     assert f"The largest peak is {peak:.2f} GB" in readme and peak <= 24
+    cpu_peak = max(r["peak_rss_gb"] for r in load_result("chapters_4090d_cpu")["chapters"] if r["ok"])
+    assert f"Its largest process peak, {cpu_peak:.2f} GB" in readme and cpu_peak <= 24
 
 
 def test_rescale_recounts_epochs_for_the_current_presets():

@@ -268,28 +268,44 @@ def preset_table(scale: dict[str, Any]) -> list[tuple[str, ...]]:
     return rows
 
 
-def chapter_table(scale: dict[str, Any], chapters: dict[str, Any]) -> list[tuple[str, str, str, str]]:
-    """One row of :data:`CHAPTER_COLUMNS` per chapter of a ``bench chapters`` result, sorted: measured, stopped
-    at the time limit, failed, or estimated from ``scale`` (:func:`chapter_estimates`)."""
-    rows = []
+def chapter_table(scale: dict[str, Any], chapters: dict[str, Any],
+                  cpu: dict[str, Any] | None = None) -> list[tuple[str, str, str, str]]:
+    """One row of :data:`CHAPTER_COLUMNS` per chapter, sorted.
+
+    A chapter that finished in ``chapters`` (a ``bench chapters`` result on a GPU) is measured. A training
+    chapter is estimated from ``scale`` (:func:`chapter_estimates`). Any other chapter that finished in ``cpu``
+    (the same command on a machine without a GPU) is estimated from that run: its wall time (all of it on the
+    CPU), and its peak process memory as a bound on the GPU memory (every tensor a GPU would hold, the CPU
+    held). What is left is reported as stopped at the GPU run's time limit, or failed.
+    """
+    rows = {}
     for r in chapters["chapters"]:
         if r["ok"]:
             gpu = f"{r['peak_gpu_gb']:.2f} GB" if "peak_gpu_gb" in r else "none (CPU only)"
-            rows.append((r["chapter"], _duration(r["seconds"]), gpu, "measured"))
+            rows[r["chapter"]] = (r["chapter"], _duration(r["seconds"]), gpu, "measured")
         elif r.get("timed_out"):
-            rows.append((r["chapter"], f"over {_duration(r['seconds'])}", "not measured", "stopped at the limit"))
+            rows[r["chapter"]] = (r["chapter"], f"over {_duration(r['seconds'])}", "not measured",
+                                  "stopped at the limit")
         else:
-            rows.append((r["chapter"], "not measured", "not measured", "failed: see the result file"))
+            rows[r["chapter"]] = (r["chapter"], "not measured", "not measured", "failed: see the result file")
     for chapter, e in chapter_estimates(scale).items():
-        rows.append((chapter, f"about {_duration(e['seconds'])}", f"{e['peak_gpu_gb']:.2f} GB", "estimated"))
-    return sorted(rows)
+        rows[chapter] = (chapter, f"about {_duration(e['seconds'])}", f"{e['peak_gpu_gb']:.2f} GB",
+                         "estimated: from the presets")
+    cores = (cpu or {}).get("machine", "").split(",")[0]
+    settled = {c for c, row in rows.items() if row[3] == "measured"} | set(chapter_training())
+    for r in (cpu or {}).get("chapters", []):
+        if r["ok"] and r["chapter"] not in settled:
+            rows[r["chapter"]] = (r["chapter"], f"about {_duration(r['seconds'])}",
+                                  f"≤ {r['peak_rss_gb']:.2f} GB", f"estimated: run on {cores}")
+    return sorted(rows.values())
 
 
-def readme_rows(scale: dict[str, Any], chapters: dict[str, Any]) -> tuple[list[str], list[str]]:
+def readme_rows(scale: dict[str, Any], chapters: dict[str, Any],
+                cpu: dict[str, Any] | None = None) -> tuple[list[str], list[str]]:
     """The README's full-scale tables as Markdown rows, from the ``bench scale`` and ``bench chapters`` results
-    (the tests check the README against them)."""
+    (``cpu``: see :func:`chapter_table`; the tests check the README against them)."""
     def markdown(cells: tuple[str, ...]) -> str:
         return "| " + " | ".join(cells) + " |"
 
     presets = [markdown((f"`{name}`", *rest)) for name, *rest in preset_table(scale)]
-    return presets, [markdown(row) for row in chapter_table(scale, chapters)]
+    return presets, [markdown(row) for row in chapter_table(scale, chapters, cpu)]
