@@ -383,14 +383,19 @@ print(f"from-scratch neighbours equal cobra.text.nearest for all {len(sample)} f
 BLOCK = 2048  # rows at a time: a 27k-film catalogue never needs an (N, N) matrix
 
 
+def row_blocks(n: int):
+    """Yield the row indices 0..n-1, BLOCK at a time."""
+    for start in range(0, n, BLOCK):
+        yield np.arange(start, min(start + BLOCK, n))
+
+
 def cosine_blocks(vecs: np.ndarray):
     """Yield (rows, sims): a block of row indices and their (B, N) float64
     cosines with every row, the diagonal set to -inf."""
     v64 = vecs.astype(np.float64)
-    for start in range(0, len(v64), BLOCK):
-        rows = np.arange(start, min(start + BLOCK, len(v64)))
+    for rows in row_blocks(len(v64)):
         sims = v64[rows] @ v64.T  # (B, N)
-        sims[rows - start, rows] = -np.inf
+        sims[np.arange(len(rows)), rows] = -np.inf
         yield rows, sims
 
 
@@ -557,10 +562,9 @@ def kept_on_map(points: np.ndarray, k: int = 10) -> float:
     """Mean share of each film's k nearest neighbours (full vectors) that are
     among its k nearest on the 2-D map."""
     on_map = []
-    for start in range(0, len(points), BLOCK):  # rows in blocks, as in 02.1
-        rows = np.arange(start, min(start + BLOCK, len(points)))
+    for rows in row_blocks(len(points)):  # from 02.1
         dist = ((points[rows, None, :] - points[None, :, :]) ** 2).sum(-1)  # (B, N)
-        dist[rows - start, rows] = np.inf
+        dist[np.arange(len(rows)), rows] = np.inf
         on_map.append(np.argsort(dist, axis=1, kind="stable")[:, :k])
     on_map = np.concatenate(on_map)  # (N, k)
     return float(np.mean([len(set(a) & set(b)) / k
