@@ -357,6 +357,36 @@ def test_bench_quality_curves_decodes_and_out_file(tmp_path: Path) -> None:
         tb.bench_quality(["hstu-cpu", "cobra-cpu"], seeds=1, out_dir=tmp_path, reference="tiger-cpu")
 
 
+def test_the_same_benchmark_on_two_machines_lines_up_row_by_row() -> None:
+    from cobra.bench.quality import machine_rows, machine_title, result_rows
+
+    def entry(ndcg: float) -> dict:
+        return {"ndcg@10_mean": ndcg, "ndcg@10_std": 0.01, "per_user_ndcg@10": [ndcg]}
+
+    def result(machine: str, models: dict, **overrides: object) -> dict:
+        return {"machine": machine, "overrides": overrides, "models": models}
+
+    cpu = result("2 CPU cores, torch 2.13.0+cpu, no GPU",
+                 {"hstu-cpu": entry(0.1), "cobra-cpu": {**entry(0.07), "chosen": {"decode": "sparse", **entry(0.105)}},
+                  "tiger-cpu": entry(0.045)})
+    gpu = result("16 CPU cores, torch 2.11.0+cu130, NVIDIA H200",
+                 {"hstu-cpu": entry(0.101),
+                  "cobra-cpu": {**entry(0.069), "chosen": {"decode": "sparse", **entry(0.1)}}},
+                 **{"train.device": "cuda", "train.deterministic": False})
+    stopped = result("16 CPU cores, torch 2.11.0+cu130, NVIDIA H200", {"cobra-cpu": entry(0.1053)},
+                     **{"train.device": "cuda", "model.decode.mode": "sparse"})
+    # where a run ran is not part of its key; what it trained is
+    assert list(result_rows(cpu)) == ["hstu-cpu", "cobra-cpu", "cobra-cpu:sparse", "tiger-cpu"]
+    assert list(result_rows(gpu, stopped)) == ["hstu-cpu", "cobra-cpu", "cobra-cpu:sparse",
+                                               "cobra-cpu --set model.decode.mode=sparse"]
+    assert (machine_title(cpu), machine_title(gpu)) == ("2 CPU cores", "NVIDIA H200")
+    lines = machine_rows({"CPU": result_rows(cpu), "GPU": result_rows(gpu, stopped)})
+    assert lines[:2] == ["| model | NDCG@10, CPU | NDCG@10, GPU |", "|---|---|---|"]
+    assert lines[2:] == ["| `hstu-cpu` | 0.1000 ± 0.0100 | 0.1010 ± 0.0100 |",  # rows both machines have
+                         "| `cobra-cpu` | 0.0700 ± 0.0100 | 0.0690 ± 0.0100 |",
+                         "| `cobra-cpu`, the same runs decoded by `sparse` | 0.1050 ± 0.0100 | 0.1000 ± 0.0100 |"]
+
+
 def test_bench_tune_gives_every_model_the_same_grid_and_picks_on_validation(tmp_path: Path) -> None:
     from cobra.bench.tune import bench_tune, grid_points
 

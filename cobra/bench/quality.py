@@ -12,6 +12,8 @@ for their own models. The README's results table is read from the same files.
 * :func:`decode_ablation` -- COBRA runs' best checkpoints scored under every decoding mode.
 * per-user test NDCG@10 of each model (the mean over its seeds, user by user) and a paired test of a
   reference model against every other one (:mod:`cobra.stats`: paired bootstrap, Wilcoxon, Holm).
+* :func:`result_rows` / :func:`machine_rows` / :func:`machine_title` -- the same benchmarks run on
+  two machines (the CPU and a GPU), side by side row by row.
 * :func:`run` -- the command: checks its flags before any training, says how to resume on Ctrl-C.
 """
 
@@ -214,6 +216,52 @@ def bench_quality(models: Sequence[str] = QUALITY_MODELS, seeds: int = 5,
     return {"dataset": dataset, "seeds": seeds, "overrides": dict(overrides or {}), "models": results,
             "popular": {"hr@10": popular["hr@10"], "ndcg@10": popular["ndcg@10"]},
             "significance": significance(per_user, reference) if len(per_user) > 1 else None}
+
+
+# Overrides that say where a benchmark ran, not what it trained (rows of different machines share a key).
+MACHINE_KEYS = ("train.device", "train.deterministic", "train.amp", "train.num_threads")
+
+
+def result_rows(*results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every test row of ``bench quality`` results, keyed so that the same row on another machine has the key.
+
+    A preset is ``name``; a model as chosen on validation, ``name:mode`` (:func:`chosen_key`); a preset
+    run with overrides, ``name --set key=value ...`` with the :data:`MACHINE_KEYS` left out (so
+    ``--set train.device=cuda`` keeps the CPU run's key). Each value holds ``hr@10_mean``/``_std``,
+    ``ndcg@10_mean``/``_std`` and ``per_user_ndcg@10`` (test, mean over seeds, one per user).
+    """
+    rows: dict[str, dict[str, Any]] = {}
+    for result in results:
+        sets = "".join(f" --set {k}={v}" for k, v in result.get("overrides", {}).items() if k not in MACHINE_KEYS)
+        for name, entry in result["models"].items():
+            rows[name + sets] = entry
+            if "chosen" in entry and not sets:
+                rows[chosen_key(name, entry)] = entry["chosen"]
+    return rows
+
+
+def machine_title(result: dict[str, Any]) -> str:
+    """A short name for where a benchmark ran: its GPU's name, else its CPU cores (from ``machine``)."""
+    parts = result["machine"].split(", ")
+    return parts[0] if parts[-1] == "no GPU" else parts[-1]
+
+
+def machine_rows(machines: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """A markdown table of test NDCG@10 (mean ± std over seeds) per row of :func:`result_rows` and machine.
+
+    ``machines`` maps a column title (the machine) to its :func:`result_rows`; rows are those every machine
+    has, in the first machine's order.
+    """
+    columns = list(machines.values())
+    keys = [key for key in columns[0] if all(key in c for c in columns)]
+    lines = ["| model | " + " | ".join(f"NDCG@10, {title}" for title in machines) + " |",
+             "|---" * (len(machines) + 1) + "|"]
+    for key in keys:
+        name, _, mode = key.partition(":")
+        label = f"`{name}`, the same runs decoded by `{mode}`" if mode else f"`{key}`"
+        lines.append(f"| {label} | " + " | ".join(f"{c[key]['ndcg@10_mean']:.4f} ± {c[key]['ndcg@10_std']:.4f}"
+                                               for c in columns) + " |")
+    return lines
 
 
 def readme_rows(quality: dict[str, Any]) -> list[str]:
