@@ -622,6 +622,21 @@ def _larger_lr_models() -> tuple[str, ...]:
                         if m["best"]["train.lr"] == largest))
 
 
+def _pooled_best() -> str:
+    """The top-group row with the best test NDCG@10 pooled over the CPU's and the GPU's runs."""
+    import numpy as np
+
+    from cobra.bench.quality import result_rows
+    from cobra.book import load_result
+
+    machines = [result_rows(load_result(main), load_result(stopped))
+                for main, stopped in (("bench_quality", "bench_quality_cobra_sparse"),
+                                      ("bench_quality_h200", "bench_quality_cobra_sparse_h200"))]
+    top = ("hstu-cpu", "sasrec-cpu", "hstu-sid-cpu", "cobra-cpu --set model.decode.mode=sparse")
+    pooled = {key: np.mean([m[key]["per_user_ndcg@10"] for m in machines]) for key in top}
+    return max(pooled, key=pooled.get)
+
+
 # Chapter 07: TIGER
 
 
@@ -787,6 +802,8 @@ EXERCISES: dict[str, Exercise] = {e.key: e for e in (
              "average over the users of `batch`", rel_tol=1e-9),
     Exercise("11.4", _larger_lr_models, "keep the names whose `best[\"train.lr\"]` equals "
              "`max(TUNE_GRID[\"train.lr\"])`, then `tuple(sorted(...))`"),
+    Exercise("11.5", _pooled_best, "average the two machines' `per_user_ndcg@10` lists of each row of `TOP`, "
+             "user by user, and take the row with the largest mean"),
     Exercise("12.1", _cobra_30_epochs_minutes, "30 times (`epoch_seconds` + `eval_seconds`) of the "
              "`cobra-4090d` row, over 60", rel_tol=1e-9),
     Exercise("12.2", lambda: _tiger_batch_on(12), "GB per example = `train_peak_gb / batch_size`; double a "

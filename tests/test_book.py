@@ -90,7 +90,7 @@ def test_book_builds_without_warnings(book_html: Path):
 
 def test_readme_tables_match_the_committed_results():
     """The README's result tables quote book/results/*.json, the files the chapters plot."""
-    from cobra.bench.quality import readme_rows
+    from cobra.bench.quality import machine_rows, machine_title, readme_rows, result_rows
     from cobra.book import load_result
 
     readme = (ROOT / "README.md").read_text().splitlines()
@@ -105,6 +105,11 @@ def test_readme_tables_match_the_committed_results():
 
     for line in readme_rows(load_result("bench_quality")):  # the results table, regenerated from the file
         assert line in readme, f"README lacks the results row {line!r}"
+    machines = {machine_title(load_result(main)): result_rows(load_result(main), load_result(stopped))
+                for main, stopped in (("bench_quality", "bench_quality_cobra_sparse"),
+                                      ("bench_quality_h200", "bench_quality_cobra_sparse_h200"))}
+    for line in machine_rows(machines):  # the same protocol on the CPU and on a GPU
+        assert line in readme, f"README lacks the row {line!r} of the CPU-GPU table"
     for option, name in (("model.request_time=false", "no_request_time"), ("train.windows=last", "last_window")):
         variant = load_result(f"bench_quality_{name}")["models"]["hstu-cpu"]
         assert row(f"| `hstu-cpu --set {option}`").endswith(cells(variant))
