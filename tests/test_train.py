@@ -331,6 +331,8 @@ def test_bench_quality_curves_decodes_and_out_file(tmp_path: Path) -> None:
     for entry in (hstu, cobra):  # per-user test NDCG@10, the mean over seeds, averages to the model's mean
         assert len(entry["per_user_ndcg@10"]) == 943
         assert np.mean(entry["per_user_ndcg@10"]) == pytest.approx(entry["ndcg@10_mean"], abs=1e-6)
+    cobra_dirs = sorted(tmp_path.glob("cobra-cpu-*-seed*"))  # scored with the decode ablation: the same values
+    np.testing.assert_allclose(cobra["per_user_ndcg@10"], tb.per_user_test(cobra_dirs), atol=1e-6)
     sig, mode = result["significance"], cobra["best_decode_on_valid"]
     if mode == "beam":  # the preset's own mode won: COBRA is compared as trained
         assert "chosen" not in cobra and sig["reference"] == "cobra-cpu"
@@ -340,6 +342,7 @@ def test_bench_quality_curves_decodes_and_out_file(tmp_path: Path) -> None:
         chosen = cobra["chosen"]
         assert chosen["decode"] == mode and chosen["ndcg@10_mean"] == cobra["decodes"][mode]["ndcg@10_mean"]
         assert np.mean(chosen["per_user_ndcg@10"]) == pytest.approx(chosen["ndcg@10_mean"], abs=1e-6)
+        np.testing.assert_allclose(chosen["per_user_ndcg@10"], tb.per_user_test(cobra_dirs, decode=mode), atol=1e-6)
         assert sig["reference"] == f"cobra-cpu:{mode}" and list(sig["against"]) == ["hstu-cpu", "cobra-cpu"]
         assert sum(f"model.decode.mode={mode}` " in line for line in tb.readme_rows(result)) == 1
         reference = chosen["per_user_ndcg@10"]

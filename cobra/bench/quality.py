@@ -53,12 +53,15 @@ def _mean_curve(curves: list[list[dict[str, float]]]) -> list[dict[str, float]]:
     return [{"epoch": e, "valid_ndcg@10_mean": float(np.mean(v)), "runs": len(v)} for e, v in sorted(by_epoch.items())]
 
 
-def decode_ablation(run_dirs: Sequence[str | Path], test: bool = True) -> dict[str, dict[str, Any]]:
+def decode_ablation(run_dirs: Sequence[str | Path], test: bool = True,
+                    per_user: dict[str, np.ndarray] | None = None) -> dict[str, dict[str, Any]]:
     """Validation (and test) NDCG@10 of COBRA runs' best checkpoints under every decoding mode.
 
     Args:
         run_dirs: finished runs of a model that decodes (the seeds of one preset).
         test: also score the test split; without it the test split is never read (choosing on validation).
+        per_user: with ``test``, filled with ``{mode: (M,) float64 test NDCG@10 per user}``, the mean over
+            the runs, as :func:`per_user_test` gives it (each run is loaded and scored once for both).
 
     Returns:
         {mode: {valid_ndcg@10_mean, and with ``test`` ndcg@10_mean, ndcg@10_std, hr@10_mean, hr@10_std,
@@ -70,16 +73,20 @@ def decode_ablation(run_dirs: Sequence[str | Path], test: bool = True) -> dict[s
     from cobra.train import evaluate
 
     splits = ("valid", "test") if test else ("valid",)
-    scores: dict[str, dict[str, list[float]]] = {m: {"valid": [], "test": [], "hr": []} for m in DECODERS}
+    scores: dict[str, dict[str, list[Any]]] = {m: {"valid": [], "test": [], "hr": [], "users": []}
+                                               for m in DECODERS}
     for run_dir in run_dirs:
         model, config, split = load_run(run_dir)
         for mode in DECODERS:
             for which in splits:
                 r = evaluate(model, split, which, batch_size=config.train.eval_batch_size,
-                             score_options={"decode": mode})
+                             score_options={"decode": mode}, per_user=("ndcg@10",) if which == "test" else ())
                 scores[mode][which].append(r["ndcg@10"])
                 if which == "test":
                     scores[mode]["hr"].append(r["hr@10"])
+                    scores[mode]["users"].append(r["per_user"]["ndcg@10"])
+    if per_user is not None and test:
+        per_user.update({m: np.mean(v["users"], axis=0) for m, v in scores.items()})
     return {m: {"valid_ndcg@10_mean": float(np.mean(v["valid"])),
                 **({**mean_std("ndcg@10", v["test"]), **mean_std("hr@10", v["hr"]), "ndcg@10_runs": v["test"]}
                    if test else {})}
@@ -193,16 +200,22 @@ def bench_quality(models: Sequence[str] = QUALITY_MODELS, seeds: int = 5,
             entry.update(mean_std(key, [run[key] for run in runs]))
         entry.update(runs=runs, curve=_mean_curve([run["curve"] for run in runs]),
                      seconds=round(sum(run["seconds"] for run in runs), 1))
-        per_user[name] = per_user_test(dirs)
+        decodes = MODELS[seed_configs[0].kind].decodes
+        if decodes:  # every mode scored once, per user too; the preset's own mode is the model's row
+            by_mode: dict[str, np.ndarray] = {}
+            ablation = decode_ablation(dirs, per_user=by_mode)
+            per_user[name] = by_mode[seed_configs[0].model.decode.mode]
+        else:
+            per_user[name] = per_user_test(dirs)
         entry["per_user_ndcg@10"] = [round(float(v), 6) for v in per_user[name]]
-        if MODELS[seed_configs[0].kind].decodes:
-            entry["decodes"] = decode_ablation(dirs)
+        if decodes:
+            entry["decodes"] = ablation
             best = max(entry["decodes"], key=lambda m: entry["decodes"][m]["valid_ndcg@10_mean"])
             entry["best_decode_on_valid"] = best
             if best != seed_configs[0].model.decode.mode:  # the model as chosen on validation: its own row
                 test = {k: v for k, v in entry["decodes"][best].items() if not k.startswith("valid")}
                 entry["chosen"] = {"decode": best, **test}
-                values = per_user[chosen_key(name, entry)] = per_user_test(dirs, decode=best)
+                values = per_user[chosen_key(name, entry)] = by_mode[best]
                 entry["chosen"]["per_user_ndcg@10"] = [round(float(v), 6) for v in values]
         results[name] = entry
     if reference is None:
