@@ -92,6 +92,7 @@ def test_readme_tables_match_the_committed_results():
     """The README's result tables quote book/results/*.json, the files the chapters plot."""
     from cobra.bench.quality import machine_rows, machine_title, readme_rows, result_rows
     from cobra.book import load_result
+    from cobra.stats import compare
 
     readme = (ROOT / "README.md").read_text().splitlines()
 
@@ -110,6 +111,15 @@ def test_readme_tables_match_the_committed_results():
                                       ("bench_quality_h200", "bench_quality_cobra_sparse_h200"))}
     for line in machine_rows(machines):  # the same protocol on the CPU and on a GPU
         assert line in readme, f"README lacks the row {line!r} of the CPU-GPU table"
+    # the figures quoted for COBRA stopped on its sparse ranking
+    text = " ".join(" ".join(readme).split())
+    main, stopped = load_result("bench_quality")["models"], load_result("bench_quality_cobra_sparse")["models"]
+    valid = [m["cobra-cpu"]["decodes"]["sparse"]["valid_ndcg@10_mean"] for m in (stopped, main)]
+    assert "NDCG@10 {:.4f} against {:.4f}".format(*valid) in text
+    for name, label in (("hstu-cpu", "HSTU-direct ("), ("hstu-sid-cpu", "HSTU + PrefixN (")):
+        pair = compare(stopped["cobra-cpu"]["per_user_ndcg@10"], main[name]["per_user_ndcg@10"])
+        quoted = f"{label}{pair['diff']:+.4f}, ".replace("-0", "−0")
+        assert quoted in text and f"p = {pair['p_wilcoxon']:.2f})" in text.split(quoted)[1][:30], quoted
     for option, name in (("model.request_time=false", "no_request_time"), ("train.windows=last", "last_window")):
         variant = load_result(f"bench_quality_{name}")["models"]["hstu-cpu"]
         assert row(f"| `hstu-cpu --set {option}`").endswith(cells(variant))
