@@ -636,11 +636,11 @@ glue("ndcg_own_time", protocol.loc["last event's own time", "test NDCG@10"])
 # the presets' HSTU against each variant, user by user, on the CPU and on a GPU
 # (files *_h200: the same commands with --set train.device=cuda, deterministic off)
 protocol.loc["as in the presets", "GPU: test NDCG@10"] = gpu["hstu-cpu"]["ndcg@10_mean"]
-for key, label in (("windows", "one window per user"),
-                   ("request_time", "last event's own time")):
-    for prefix, base, suffix in (("", full["hstu"], ""),
-                                 ("gpu_", gpu["hstu-cpu"], "_h200")):
-        variant = load_result(FILES[label] + suffix)["models"]["hstu-cpu"]
+for key, label in zip(("windows", "request_time"), FILES, strict=True):
+    on_gpu = load_result(FILES[label] + "_h200")
+    for prefix, base, result in (("", full["hstu"], ablations[label]),
+                                 ("gpu_", gpu["hstu-cpu"], on_gpu)):
+        variant = result["models"]["hstu-cpu"]
         test = compare(base["per_user_ndcg@10"], variant["per_user_ndcg@10"])
         assert test["diff"] > 0  # each change helps on both machines, as said below
         glue(f"{prefix}p_{key}", test["p_wilcoxon"])

@@ -626,12 +626,9 @@ def _pooled_best() -> str:
     """The top-group row with the best test NDCG@10 pooled over the CPU's and the GPU's runs."""
     import numpy as np
 
-    from cobra.bench.quality import result_rows
-    from cobra.book import load_result
+    from cobra.bench.quality import committed_machine_rows
 
-    machines = [result_rows(load_result(main), load_result(stopped))
-                for main, stopped in (("bench_quality", "bench_quality_cobra_sparse"),
-                                      ("bench_quality_h200", "bench_quality_cobra_sparse_h200"))]
+    machines = committed_machine_rows().values()
     top = ("hstu-cpu", "sasrec-cpu", "hstu-sid-cpu", "cobra-cpu --set model.decode.mode=sparse")
     pooled = {key: np.mean([m[key]["per_user_ndcg@10"] for m in machines]) for key in top}
     return max(pooled, key=pooled.get)

@@ -12,8 +12,8 @@ for their own models. The README's results table is read from the same files.
 * :func:`decode_ablation` -- COBRA runs' best checkpoints scored under every decoding mode.
 * per-user test NDCG@10 of each model (the mean over its seeds, user by user) and a paired test of a
   reference model against every other one (:mod:`cobra.stats`: paired bootstrap, Wilcoxon, Holm).
-* :func:`result_rows` / :func:`machine_rows` / :func:`machine_title` -- the same benchmarks run on
-  two machines (the CPU and a GPU), side by side row by row.
+* :func:`result_rows` / :func:`machine_rows` / :func:`machine_title` / :func:`committed_machine_rows` -- the
+  same benchmarks run on two machines (the CPU and a GPU), side by side row by row.
 * :func:`run` -- the command: checks its flags before any training, says how to resume on Ctrl-C.
 """
 
@@ -257,6 +257,23 @@ def machine_title(result: dict[str, Any]) -> str:
     """A short name for where a benchmark ran: its GPU's name, else its CPU cores (from ``machine``)."""
     parts = result["machine"].split(", ")
     return parts[0] if parts[-1] == "no GPU" else parts[-1]
+
+
+# The committed results (book/results/) that chapter 11, its exercise 11.5 and the README compare across
+# machines: per machine, the five presets and COBRA stopped on its sparse ranking.
+MACHINE_RESULTS = {"bench_quality": "bench_quality_cobra_sparse",
+                   "bench_quality_h200": "bench_quality_cobra_sparse_h200"}
+
+
+def committed_machine_rows() -> dict[str, dict[str, dict[str, Any]]]:
+    """``{machine title: result_rows}`` of the committed :data:`MACHINE_RESULTS`, one entry per machine."""
+    from cobra.book import load_result
+
+    machines = {}
+    for main, stopped in MACHINE_RESULTS.items():
+        result = load_result(main)
+        machines[machine_title(result)] = result_rows(result, load_result(stopped))
+    return machines
 
 
 def machine_rows(machines: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
