@@ -262,6 +262,8 @@ def _bench_tune_args(p: argparse.ArgumentParser) -> list[argparse.Action]:
     return [
         p.add_argument("--models", help="comma-separated presets "
                        "(default hstu-cpu,sasrec-cpu,hstu-sid-cpu,tiger-cpu,cobra-cpu)"),
+        p.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE",
+                       help="override a setting of every run (repeatable), e.g. model.decode.mode=sparse"),
         _jobs_arg(p),
         _out_arg(p),
     ]

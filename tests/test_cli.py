@@ -95,6 +95,7 @@ def one_error_line(capsys, *argv: str) -> str:
     (["sid", "--vectors", "v.npy", "--dataset", "ml-100k"], "--vectors"),
     (["eval", "--baseline", "popular", "--decode", "beam"], "drop --decode"),
     (["eval", "--run", "runs/x", "--dataset", "ml-100k"], "drop --dataset"),
+    (["bench", "tune", "--set", "train.lr=0.01"], "--set train.lr is a key of the tuning grid"),
 ])
 def test_user_mistakes_are_one_error_line(capsys, argv, says):
     assert says in one_error_line(capsys, *argv)

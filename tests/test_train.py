@@ -409,6 +409,9 @@ def test_bench_tune_gives_every_model_the_same_grid_and_picks_on_validation(tmp_
         return [(p["overrides"], p["valid_ndcg@10"], p["best_epoch"], p["curve"]) for p in entry["points"]]
 
     assert keys(again["models"]["hstu-cpu"]) == keys(result["models"]["hstu-cpu"])
+    assert result["overrides"] == tiny and len(list(tmp_path.iterdir())) == 4
+    bench_tune(["hstu-cpu"], grid=grid, out_dir=tmp_path, overrides={**tiny, "model.dropout": 0.5})
+    assert len(list(tmp_path.iterdir())) == 6  # other overrides: runs of their own, not the ones above
 
 
 def test_bench_out_file(tmp_path: Path) -> None:

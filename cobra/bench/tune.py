@@ -1,4 +1,4 @@
-"""Equal tuning on validation: ``python -m cobra bench tune [--models a,b] [--jobs N] [--out FILE]``.
+"""Equal tuning on validation: ``python -m cobra bench tune [--models a,b] [--set K=V ...] [--jobs N] [--out FILE]``.
 
 Explained in chapter 11 (book/11_experiments.py). Every compared model gets the same search: the grid
 :data:`cobra.presets.TUNE_GRID` (learning rate x dropout, four configurations), one run each under the
@@ -6,6 +6,8 @@ shared ``cpu`` recipe (:data:`cobra.presets.CPU_RECIPE`) with the presets' own s
 ``bench quality`` seeds 0..4 do not reuse), chosen on **validation** NDCG@10 only. The test split is never
 read for a choice: the result file holds validation numbers alone. The presets' :data:`cobra.presets.TUNED`
 values are the choices of the committed result (``book/results/tune_cpu.json``), which the tests check.
+``--set`` changes every run of the grid: ``--models cobra-cpu --set model.decode.mode=sparse`` searches
+COBRA's grid stopped on the decoder its ablation chose (``book/results/tune_cobra_sparse.json``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 from cobra.bench.common import check_out_file, fit_runs, write_result
 from cobra.bench.quality import QUALITY_MODELS
-from cobra.config import ConfigError, Interrupted, data_home
+from cobra.config import ConfigError, Interrupted, data_home, parse_overrides
 from cobra.presets import TUNE_GRID, get_preset
 from cobra.runs import validation_curve
 
@@ -42,21 +44,23 @@ def bench_tune(models: Sequence[str] = QUALITY_MODELS, grid: Mapping[str, Sequen
     Args:
         models: presets, all on one dataset.
         grid: ``{override key: values}``; every model gets every combination.
-        out_dir: where the runs go (default ``data_home()/runs/bench-tune``), ``<preset>-<hash of point>``;
-            finished runs are reused, unfinished ones resume.
+        out_dir: where the runs go (default ``data_home()/runs/bench-tune``), ``<preset>-<hash of point>``
+            (the hash also covers ``overrides``); finished runs are reused, unfinished ones resume.
         jobs: runs trained at once (:func:`cobra.bench.common.fit_runs`).
         progress: tqdm bars (``jobs == 1`` only).
-        overrides: extra ``--set`` values for every run (tests use a tiny model).
+        overrides: extra ``--set`` values for every run, e.g. ``{"model.decode.mode": "sparse"}`` to tune
+            COBRA under the decoding mode its ablation chose (tests use a tiny model).
 
     Returns:
-        dict with grid, models ({preset: {points: [{overrides, valid_ndcg@10, best_epoch, epochs, seconds,
-        curve}], best: overrides of the highest validation NDCG@10 (the first on a tie)}}).
+        dict with dataset, grid, overrides, models ({preset: {points: [{overrides, valid_ndcg@10, best_epoch,
+        epochs, seconds, curve}], best: overrides of the highest validation NDCG@10 (the first on a tie)}}).
     """
     points = grid_points(grid)
     if not points or not models:
         raise ConfigError("bench tune needs at least one preset and one grid point")
     root = Path(out_dir) if out_dir is not None else data_home() / "runs" / "bench-tune"
-    tasks = {(name, i): (get_preset(name, {**(overrides or {}), **point}), root / f"{name}-{_tag(point)}")
+    overrides = dict(overrides or {})
+    tasks = {(name, i): (get_preset(name, {**overrides, **point}), root / f"{name}-{_tag({**overrides, **point})}")
              for name in models for i, point in enumerate(points)}
     datasets = {config.dataset for config, _ in tasks.values()}
     if len(datasets) > 1:
@@ -72,24 +76,31 @@ def bench_tune(models: Sequence[str] = QUALITY_MODELS, grid: Mapping[str, Sequen
                          "curve": validation_curve(tasks[name, i][1])})
         best = max(rows, key=lambda row: row["valid_ndcg@10"])  # max keeps the first of equal values
         out[name] = {"points": rows, "best": best["overrides"]}
-    return {"dataset": datasets.pop(), "grid": {k: list(v) for k, v in grid.items()}, "models": out}
+    return {"dataset": datasets.pop(), "grid": {k: list(v) for k, v in grid.items()}, "overrides": overrides,
+            "models": out}
 
 
-def run(*, models: str | None = None, jobs: int | None = None, out: str | None = None,
-        profile: str | None = None, progress: bool = True) -> dict[str, Any]:
-    """``python -m cobra bench tune [--models a,b] [--jobs N] [--out FILE] [--json]``.
+def run(*, models: str | None = None, sets: Sequence[str] | None = (), jobs: int | None = None,
+        out: str | None = None, profile: str | None = None, progress: bool = True) -> dict[str, Any]:
+    """``python -m cobra bench tune [--models a,b] [--set K=V ...] [--jobs N] [--out FILE] [--json]``.
 
-    ``profile`` is not used: each preset names its dataset. Interrupted, the same command resumes.
+    ``sets`` are ``--set`` strings applied to every run (a grid key among them is refused: the grid sets
+    it). ``profile`` is not used: each preset names its dataset. Interrupted, the same command resumes.
     """
     names = list(QUALITY_MODELS) if models is None else [m.strip() for m in models.split(",") if m.strip()]
     if not names:
         raise ConfigError("--models names no preset; pass comma-separated presets or leave it out for "
                           + ",".join(QUALITY_MODELS))
     check_out_file(out)
+    overrides = parse_overrides(list(sets or []))
+    clash = sorted(set(overrides) & set(TUNE_GRID))
+    if clash:
+        raise ConfigError(f"--set {clash[0]} is a key of the tuning grid ({', '.join(sorted(TUNE_GRID))}); "
+                          "the grid sets it")
     for name in names:
-        get_preset(name)  # an unknown preset fails now
+        get_preset(name, overrides)  # an unknown preset or key fails now
     try:
-        result = bench_tune(names, jobs=1 if jobs is None else jobs, progress=progress)
+        result = bench_tune(names, jobs=1 if jobs is None else jobs, progress=progress, overrides=overrides)
     except KeyboardInterrupt:
         raise Interrupted("interrupted; run the same command to resume") from None
     return write_result(result, out)
