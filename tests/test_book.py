@@ -92,6 +92,7 @@ def test_readme_tables_match_the_committed_results():
     """The README's result tables quote book/results/*.json, the files the chapters plot."""
     from cobra.bench.quality import committed_machine_rows, machine_rows, readme_rows
     from cobra.book import load_result
+    from cobra.presets import get_preset
     from cobra.stats import compare
 
     readme = (ROOT / "README.md").read_text().splitlines()
@@ -108,15 +109,30 @@ def test_readme_tables_match_the_committed_results():
         assert line in readme, f"README lacks the results row {line!r}"
     for line in machine_rows(committed_machine_rows()):  # the same protocol on the CPU and on a GPU
         assert line in readme, f"README lacks the row {line!r} of the CPU-GPU table"
-    # the figures quoted for COBRA stopped on its sparse ranking
     text = " ".join(" ".join(readme).split())
-    main, stopped = load_result("bench_quality")["models"], load_result("bench_quality_cobra_sparse")["models"]
-    valid = [m["cobra-cpu"]["decodes"]["sparse"]["valid_ndcg@10_mean"] for m in (stopped, main)]
+    main = load_result("bench_quality")["models"]
+
+    def quotes_pairs(cobra: dict, digits: dict[str, int]) -> None:  # "HSTU-direct (−0.0015, ... p = 0.41)"
+        for name, label in (("hstu-cpu", "HSTU-direct ("), ("hstu-sid-cpu", "HSTU + PrefixN (")):
+            pair = compare(cobra["per_user_ndcg@10"], main[name]["per_user_ndcg@10"])
+            quoted = f"{label}{pair['diff']:+.{digits[name]}f}, ".replace("-0", "−0")
+            assert quoted in text and f"p = {pair['p_wilcoxon']:.2f})" in text.split(quoted)[1][:30], quoted
+
+    # the figures quoted for COBRA stopped on its sparse ranking
+    stopped = load_result("bench_quality_cobra_sparse")["models"]["cobra-cpu"]
+    valid = [m["decodes"]["sparse"]["valid_ndcg@10_mean"] for m in (stopped, main["cobra-cpu"])]
     assert "NDCG@10 {:.4f} against {:.4f}".format(*valid) in text
-    for name, label in (("hstu-cpu", "HSTU-direct ("), ("hstu-sid-cpu", "HSTU + PrefixN (")):
-        pair = compare(stopped["cobra-cpu"]["per_user_ndcg@10"], main[name]["per_user_ndcg@10"])
-        quoted = f"{label}{pair['diff']:+.4f}, ".replace("-0", "−0")
-        assert quoted in text and f"p = {pair['p_wilcoxon']:.2f})" in text.split(quoted)[1][:30], quoted
+    quotes_pairs(stopped, {"hstu-cpu": 4, "hstu-sid-cpu": 4})
+    # ... and for it tuned on that ranking: the runs are at the point the second search chose
+    tune_sparse, retuned = load_result("tune_cobra_sparse"), load_result("bench_quality_cobra_sparse_tuned")
+    best = tune_sparse["models"]["cobra-cpu"]["best"]
+    assert get_preset("cobra-cpu", retuned["overrides"]) == get_preset("cobra-cpu", {**tune_sparse["overrides"],
+                                                                                       **best})
+    assert f"validation picks learning rate {best['train.lr']:g}" in text
+    cobra = retuned["models"]["cobra-cpu"]
+    assert f"on validation (NDCG@10 {cobra['decodes']['sparse']['valid_ndcg@10_mean']:.4f})" in text
+    assert f"give {cobra['ndcg@10_mean']:.4f} ± {cobra['ndcg@10_std']:.4f}: level with" in text
+    quotes_pairs(cobra, {"hstu-cpu": 5, "hstu-sid-cpu": 4})
     for option, name in (("model.request_time=false", "no_request_time"), ("train.windows=last", "last_window")):
         variant = load_result(f"bench_quality_{name}")["models"]["hstu-cpu"]
         assert row(f"| `hstu-cpu --set {option}`").endswith(cells(variant))
