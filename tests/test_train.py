@@ -412,6 +412,9 @@ def test_bench_tune_gives_every_model_the_same_grid_and_picks_on_validation(tmp_
     assert result["overrides"] == tiny and len(list(tmp_path.iterdir())) == 4
     bench_tune(["hstu-cpu"], grid=grid, out_dir=tmp_path, overrides={**tiny, "model.dropout": 0.5})
     assert len(list(tmp_path.iterdir())) == 6  # other overrides: runs of their own, not the ones above
+    with pytest.raises(ConfigError, match="--set train.lr is a key of the tuning grid"):  # the grid sets it
+        bench_tune(["hstu-cpu"], grid=grid, out_dir=tmp_path, overrides={**tiny, "train.lr": 0.1})
+    assert len(list(tmp_path.iterdir())) == 6  # refused before any training
 
 
 def test_bench_out_file(tmp_path: Path) -> None:

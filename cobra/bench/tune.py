@@ -49,7 +49,8 @@ def bench_tune(models: Sequence[str] = QUALITY_MODELS, grid: Mapping[str, Sequen
         jobs: runs trained at once (:func:`cobra.bench.common.fit_runs`).
         progress: tqdm bars (``jobs == 1`` only).
         overrides: extra ``--set`` values for every run, e.g. ``{"model.decode.mode": "sparse"}`` to tune
-            COBRA under the decoding mode its ablation chose (tests use a tiny model).
+            COBRA under the decoding mode its ablation chose (tests use a tiny model); a key of ``grid``
+            among them raises :class:`ConfigError`.
 
     Returns:
         dict with dataset, grid, overrides, models ({preset: {points: [{overrides, valid_ndcg@10, best_epoch,
@@ -60,8 +61,12 @@ def bench_tune(models: Sequence[str] = QUALITY_MODELS, grid: Mapping[str, Sequen
         raise ConfigError("bench tune needs at least one preset and one grid point")
     root = Path(out_dir) if out_dir is not None else data_home() / "runs" / "bench-tune"
     overrides = dict(overrides or {})
-    tasks = {(name, i): (get_preset(name, {**overrides, **point}), root / f"{name}-{_tag({**overrides, **point})}")
-             for name in models for i, point in enumerate(points)}
+    clash = sorted(set(overrides) & set(grid))
+    if clash:  # the grid would silently overwrite it
+        raise ConfigError(f"--set {clash[0]} is a key of the tuning grid ({', '.join(sorted(grid))}); "
+                          "the grid sets it")
+    settings = {(name, i): {**overrides, **point} for name in models for i, point in enumerate(points)}
+    tasks = {key: (get_preset(key[0], sets), root / f"{key[0]}-{_tag(sets)}") for key, sets in settings.items()}
     datasets = {config.dataset for config, _ in tasks.values()}
     if len(datasets) > 1:
         raise ConfigError(f"bench tune compares presets on one dataset; got {sorted(datasets)}")
@@ -84,8 +89,9 @@ def run(*, models: str | None = None, sets: Sequence[str] | None = (), jobs: int
         out: str | None = None, profile: str | None = None, progress: bool = True) -> dict[str, Any]:
     """``python -m cobra bench tune [--models a,b] [--set K=V ...] [--jobs N] [--out FILE] [--json]``.
 
-    ``sets`` are ``--set`` strings applied to every run (a grid key among them is refused: the grid sets
-    it). ``profile`` is not used: each preset names its dataset. Interrupted, the same command resumes.
+    ``sets`` are ``--set`` strings applied to every run (a grid key among them is refused, before any
+    training: the grid sets it). ``profile`` is not used: each preset names its dataset. Interrupted, the
+    same command resumes.
     """
     names = list(QUALITY_MODELS) if models is None else [m.strip() for m in models.split(",") if m.strip()]
     if not names:
@@ -93,12 +99,8 @@ def run(*, models: str | None = None, sets: Sequence[str] | None = (), jobs: int
                           + ",".join(QUALITY_MODELS))
     check_out_file(out)
     overrides = parse_overrides(list(sets or []))
-    clash = sorted(set(overrides) & set(TUNE_GRID))
-    if clash:
-        raise ConfigError(f"--set {clash[0]} is a key of the tuning grid ({', '.join(sorted(TUNE_GRID))}); "
-                          "the grid sets it")
     for name in names:
-        get_preset(name, overrides)  # an unknown preset or key fails now
+        get_preset(name, overrides)  # an unknown preset or key fails now (a grid key: in bench_tune)
     try:
         result = bench_tune(names, jobs=1 if jobs is None else jobs, progress=progress, overrides=overrides)
     except KeyboardInterrupt:
