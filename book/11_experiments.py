@@ -486,6 +486,18 @@ pd.DataFrame(pairs).T[["diff", "ci_low", "ci_high", "p_wilcoxon"]].round(4)
 # configuration validation prefers:
 
 # %%
+def paired(prefix: str, entry: dict, names: tuple[str, ...]) -> dict[str, dict]:
+    """Paired tests of a COBRA row's per-user test NDCG@10 against each of ``names``;
+    glues ``{prefix}_{model}_diff`` and ``{prefix}_{model}_p`` (Wilcoxon)."""
+    pairs = {}
+    for name in names:
+        r = pairs[MODELS[name]] = compare(entry["per_user_ndcg@10"], per_user[name])
+        short = name.removesuffix("-cpu").replace("-", "_")
+        glue(f"{prefix}_{short}_diff", r["diff"])
+        glue(f"{prefix}_{short}_p", r["p_wilcoxon"])
+    return pairs
+
+
 sparse_runs = stopped_sparse["models"]["cobra-cpu"]
 assert sparse_runs["best_decode_on_valid"] == "sparse"
 valid_sparse_stop = glue("sparse_stop_valid",
@@ -495,12 +507,7 @@ valid_beam_stop = glue("beam_stop_valid",
 assert valid_sparse_stop > valid_beam_stop
 glue("sparse_stop_test", sparse_runs["ndcg@10_mean"])
 glue("sparse_stop_std", sparse_runs["ndcg@10_std"])
-sparse_stop = {}
-for name in ("hstu-cpu", "hstu-sid-cpu"):
-    sparse_stop[MODELS[name]] = compare(sparse_runs["per_user_ndcg@10"], per_user[name])
-    short = name.replace("-cpu", "").replace("-", "_")
-    glue(f"sparse_stop_{short}_diff", sparse_stop[MODELS[name]]["diff"])
-    glue(f"sparse_stop_{short}_p", sparse_stop[MODELS[name]]["p_wilcoxon"])
+sparse_stop = paired("sparse_stop", sparse_runs, ("hstu-cpu", "hstu-sid-cpu"))
 print(f"stopping on sparse: valid {valid_sparse_stop:.4f} "
       f"(on beam: {valid_beam_stop:.4f}), test {sparse_runs['ndcg@10_mean']:.4f} "
       f"± {sparse_runs['ndcg@10_std']:.4f}")
@@ -561,13 +568,8 @@ valid_retuned = glue("retuned_valid",
                      best_cobra["decodes"]["sparse"]["valid_ndcg@10_mean"])
 for key in ("ndcg@10_mean", "ndcg@10_std"):
     glue(f"retuned_{key.replace('@10', '')}", best_cobra[key])
-retuned_pairs = {}
-for name in ("hstu-cpu", "hstu-sid-cpu", "sasrec-cpu"):
-    r = retuned_pairs[MODELS[name]] = compare(best_cobra["per_user_ndcg@10"],
-                                              per_user[name])
-    short = name.removesuffix("-cpu").replace("-", "_")
-    glue(f"retuned_{short}_diff", r["diff"])
-    glue(f"retuned_{short}_p", r["p_wilcoxon"])
+retuned_pairs = paired("retuned", best_cobra,
+                       ("hstu-cpu", "hstu-sid-cpu", "sasrec-cpu"))
 print(f"valid {valid_retuned:.4f} (at the first search's point: "
       f"{valid_sparse_stop:.4f}); test {best_cobra['ndcg@10_mean']:.4f} "
       f"± {best_cobra['ndcg@10_std']:.4f}")
