@@ -273,6 +273,8 @@ def _bench_ablate_args(p: argparse.ArgumentParser) -> list[argparse.Action]:
     return [
         p.add_argument("--variants", help="comma-separated variants of cobra-cpu (default all; see "
                        "cobra.bench.ablate.VARIANTS)"),
+        p.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE",
+                       help="override a setting of every variant's base (repeatable), e.g. train.lr=0.001"),
         p.add_argument("--seeds", type=int, help="runs per variant (default 1: the preset's seed)"),
         p.add_argument("--test", action="store_true", help="also report test numbers (for variants chosen on "
                        "validation)"),

@@ -96,6 +96,7 @@ def one_error_line(capsys, *argv: str) -> str:
     (["eval", "--baseline", "popular", "--decode", "beam"], "drop --decode"),
     (["eval", "--run", "runs/x", "--dataset", "ml-100k"], "drop --dataset"),
     (["bench", "tune", "--set", "train.lr=0.01"], "--set train.lr is a key of the tuning grid"),
+    (["bench", "ablate", "--set", "model.nope=1"], "unknown key 'model.nope'"),
 ])
 def test_user_mistakes_are_one_error_line(capsys, argv, says):
     assert says in one_error_line(capsys, *argv)

@@ -462,15 +462,19 @@ def test_bench_batch_step_clock(tmp_path):
 
 def test_bench_ablate_trains_each_variant_of_cobra_and_reports_validation(tmp_path: Path) -> None:
     from cobra.bench.ablate import VARIANTS, bench_ablate
+    from cobra.bench.common import settings_tag
     from cobra.decode import DECODERS
     from cobra.presets import load_run_config
 
     with pytest.raises(ConfigError, match="unknown ablation variants"):
         bench_ablate(["sources", "nope"], out_dir=tmp_path)
-    tiny = {"model.dim": 16, "model.max_seq_len": 8, "model.num_blocks": 1, "epochs": 1, "patience": 0}
+    # sid_levels is the preset's own, so that the coarse variant's setting must win over it
+    tiny = {"model.dim": 16, "model.max_seq_len": 8, "model.num_blocks": 1, "epochs": 1, "patience": 0,
+            "sid_levels": 3}
     names = ["sources", "SID 1 level, no uniqueness code"]
     valid_only = bench_ablate(names, out_dir=tmp_path, overrides=tiny)
     assert list(valid_only["variants"]) == names and valid_only["best_on_valid"] in names
+    assert valid_only["overrides"] == tiny
     assert all("ndcg@10_mean" not in v and "ndcg@10" not in v["runs"][0] for v in valid_only["variants"].values())
     for v in valid_only["variants"].values():  # every decoding mode on validation; the preset's is the run's own
         assert set(v["valid_ndcg@10_by_decode"]) == set(DECODERS)
@@ -478,8 +482,10 @@ def test_bench_ablate_trains_each_variant_of_cobra_and_reports_validation(tmp_pa
     best = valid_only["best_on_valid_any_decode"]
     assert valid_only["variants"][best["variant"]]["valid_ndcg@10_by_decode"][best["decode"]] == max(
         x for v in valid_only["variants"].values() for x in v["valid_ndcg@10_by_decode"].values())
-    coarse = load_run_config(tmp_path / "sid-1-level-no-uniqueness-code-seed")
+    # the runs are named by the overrides too, and a variant's own settings win over them
+    coarse = load_run_config(tmp_path / f"sid-1-level-no-uniqueness-code-seed-{settings_tag(tiny)}")
     assert (coarse.sid_levels, coarse.model.sid_levels) == (1, 1) and VARIANTS["sources"] == {}
+    assert coarse.model.dim == 16
     with_test = bench_ablate(names, test=True, out_dir=tmp_path, overrides=tiny)  # the same runs, reused
     for name in names:
         v, w = with_test["variants"][name], valid_only["variants"][name]

@@ -1,4 +1,4 @@
-"""COBRA's ablations: ``python -m cobra bench ablate [--variants a,b] [--seeds N] [--test] [--jobs N] [--out F]``.
+"""COBRA's ablations: ``python -m cobra bench ablate [--variants a,b] [--set K=V ...] [--seeds N] [--test] [--out F]``.
 
 Explained in chapter 11 (book/11_experiments.py). Each variant is ``cobra-cpu`` with a few settings changed
 (:data:`VARIANTS`); the main row, ``sources``, is the preset itself: the VID is a learned projection of the
@@ -7,7 +7,9 @@ The protocol is validation first: every variant is trained and compared on valid
 variants chosen there are then run with ``--test`` (and usually more seeds), which adds their test numbers.
 Every variant's best checkpoints are also scored on validation with each decoding mode, so the best
 configuration is chosen over variants and modes together (``best_on_valid_any_decode``); ``bench quality``
-does the same for the main runs, on test too (``decodes``).
+does the same for the main runs, on test too (``decodes``). ``--set`` moves the base every variant changes:
+``--set model.decode.mode=sparse --set train.lr=0.001`` ablates around the configuration tuned under
+``sparse`` (``book/results/ablate_cobra_sparse_valid.json``); a variant's own settings win over it.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from cobra.bench.common import check_out_file, fit_runs, mean_std, write_result
+from cobra.bench.common import check_out_file, fit_runs, mean_std, settings_tag, write_result
 from cobra.bench.quality import decode_ablation
-from cobra.config import ConfigError, Interrupted, data_home
+from cobra.config import ConfigError, Interrupted, data_home, parse_overrides
 from cobra.presets import get_preset
 
 PRESET = "cobra-cpu"
@@ -53,10 +55,11 @@ def bench_ablate(variants: Sequence[str] = tuple(VARIANTS), seeds: int = 1, test
         test: also report test HR@10 / NDCG@10 (for the variants chosen on validation).
         jobs: runs trained at once (:func:`cobra.bench.common.fit_runs`).
         out_dir: where the runs go (default ``data_home()/runs/bench-ablate``); finished runs are reused.
-        overrides: extra ``--set`` values for every run (tests use a tiny model).
+        overrides: extra ``--set`` values for every run, under each variant's own (tests use a tiny model);
+            with any, the run directories carry their :func:`~cobra.bench.common.settings_tag`.
 
     Returns:
-        dict with preset, seeds, variants ({name: {overrides, valid_ndcg@10_mean, valid_ndcg@10_std,
+        dict with preset, overrides, seeds, variants ({name: {overrides, valid_ndcg@10_mean, valid_ndcg@10_std,
         valid_ndcg@10_by_decode ({mode: mean}), runs, and with ``test`` ndcg@10_mean/std, hr@10_mean/std}}),
         best_on_valid (the variant, with the preset's decoding), best_on_valid_any_decode ({variant, decode})
         and valid_ndcg@10_spread.
@@ -68,11 +71,14 @@ def bench_ablate(variants: Sequence[str] = tuple(VARIANTS), seeds: int = 1, test
         raise ConfigError(f"bench ablate needs seeds >= 1, got {seeds}")
     root = Path(out_dir) if out_dir is not None else data_home() / "runs" / "bench-ablate"
     seed_list = [None] if seeds == 1 else list(range(seeds))
+    overrides = dict(overrides or {})
+    tag = f"-{settings_tag(overrides)}" if overrides else ""
     tasks = {}
     for name in variants:
         for seed in seed_list:
-            sets = {**(overrides or {}), **VARIANTS[name], **({} if seed is None else {"seed": seed})}
-            tasks[name, seed] = (get_preset(PRESET, sets), root / f"{_slug(name)}-seed{'' if seed is None else seed}")
+            sets = {**overrides, **VARIANTS[name], **({} if seed is None else {"seed": seed})}
+            run_dir = root / f"{_slug(name)}-seed{'' if seed is None else seed}{tag}"
+            tasks[name, seed] = (get_preset(PRESET, sets), run_dir)
     fitted = fit_runs(tasks, jobs, progress)
     out: dict[str, Any] = {}
     for name in variants:
@@ -91,19 +97,23 @@ def bench_ablate(variants: Sequence[str] = tuple(VARIANTS), seeds: int = 1, test
     best = max(out, key=lambda n: out[n]["valid_ndcg@10_mean"])
     variant, mode = max(((n, m) for n in out for m in out[n]["valid_ndcg@10_by_decode"]),
                         key=lambda nm: out[nm[0]]["valid_ndcg@10_by_decode"][nm[1]])
-    return {"preset": PRESET, "seeds": seeds, "test": test, "variants": out, "best_on_valid": best,
+    return {"preset": PRESET, "overrides": overrides, "seeds": seeds, "test": test, "variants": out,
+            "best_on_valid": best,
             "best_on_valid_any_decode": {"variant": variant, "decode": mode},
             "valid_ndcg@10_spread": float(np.ptp([v["valid_ndcg@10_mean"] for v in out.values()]))}
 
 
-def run(*, variants: str | None = None, seeds: int | None = None, test: bool = False, jobs: int | None = None,
-        out: str | None = None, profile: str | None = None, progress: bool = True) -> dict[str, Any]:
-    """``python -m cobra bench ablate [--variants a,b] [--seeds N] [--test] [--jobs N] [--out FILE] [--json]``."""
+def run(*, variants: str | None = None, sets: Sequence[str] | None = (), seeds: int | None = None,
+        test: bool = False, jobs: int | None = None, out: str | None = None, profile: str | None = None,
+        progress: bool = True) -> dict[str, Any]:
+    """``python -m cobra bench ablate [--variants a,b] [--set K=V ...] [--seeds N] [--test] [--jobs N] [--out F]``."""
     names = list(VARIANTS) if variants is None else [v.strip() for v in variants.split(",") if v.strip()]
     check_out_file(out)
+    overrides = parse_overrides(list(sets or []))
+    get_preset(PRESET, overrides)  # an unknown key fails now, before any training
     try:
         result = bench_ablate(names, seeds=1 if seeds is None else seeds, test=test,
-                              jobs=1 if jobs is None else jobs, progress=progress)
+                              jobs=1 if jobs is None else jobs, progress=progress, overrides=overrides)
     except KeyboardInterrupt:
         raise Interrupted("interrupted; run the same command to resume") from None
     return write_result(result, out)

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import statistics
@@ -29,6 +30,11 @@ def mean_std(key: str, values: Sequence[float]) -> dict[str, float]:
     """``{key_mean, key_std}`` of ``values``; the sample standard deviation (``ddof = 1``), 0 for one value."""
     return {f"{key}_mean": float(statistics.fmean(values)),
             f"{key}_std": float(statistics.stdev(values)) if len(values) > 1 else 0.0}
+
+
+def settings_tag(sets: Mapping[str, Any]) -> str:
+    """Eight hex digits that name a set of ``--set`` overrides (for run directories: other settings, other runs)."""
+    return hashlib.sha256(json.dumps(dict(sets), sort_keys=True).encode()).hexdigest()[:8]
 
 
 def machine() -> str:

@@ -12,14 +12,12 @@ COBRA's grid stopped on the decoder its ablation chose (``book/results/tune_cobr
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cobra.bench.common import check_out_file, fit_runs, write_result
+from cobra.bench.common import check_out_file, fit_runs, settings_tag, write_result
 from cobra.bench.quality import QUALITY_MODELS
 from cobra.config import ConfigError, Interrupted, data_home, parse_overrides
 from cobra.presets import TUNE_GRID, get_preset
@@ -30,10 +28,6 @@ def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
     """Every combination of ``grid`` (``{key: values}``) as ``--set`` overrides, in a fixed order."""
     keys = sorted(grid)
     return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(grid[k] for k in keys))]
-
-
-def _tag(point: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(point, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def bench_tune(models: Sequence[str] = QUALITY_MODELS, grid: Mapping[str, Sequence[Any]] = TUNE_GRID,
@@ -66,7 +60,7 @@ def bench_tune(models: Sequence[str] = QUALITY_MODELS, grid: Mapping[str, Sequen
         raise ConfigError(f"--set {clash[0]} is a key of the tuning grid ({', '.join(sorted(grid))}); "
                           "the grid sets it")
     settings = {(name, i): {**overrides, **point} for name in models for i, point in enumerate(points)}
-    tasks = {key: (get_preset(key[0], sets), root / f"{key[0]}-{_tag(sets)}") for key, sets in settings.items()}
+    tasks = {key: (get_preset(key[0], sets), root / f"{key[0]}-{settings_tag(sets)}") for key, sets in settings.items()}
     datasets = {config.dataset for config, _ in tasks.values()}
     if len(datasets) > 1:
         raise ConfigError(f"bench tune compares presets on one dataset; got {sorted(datasets)}")
