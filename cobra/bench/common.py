@@ -95,7 +95,8 @@ def fit_runs(tasks: Mapping[Hashable, tuple[RunConfig, Path]], jobs: int = 1, pr
     Finished runs are read back and unfinished ones resume (:func:`cobra.train.fit` with ``resume=True``), so
     an interrupted benchmark continues where it stopped. ``jobs > 1`` trains that many at once, each in its
     own process with ``cpu_count // jobs`` threads: on a small CPU, two one-thread runs side by side finish
-    sooner than two two-thread runs one after the other (``python -m cobra bench jobs`` measures it).
+    sooner than two two-thread runs one after the other (``python -m cobra bench jobs`` measures it); with
+    ``progress`` a bar then counts the runs as they finish.
     """
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
@@ -104,9 +105,16 @@ def fit_runs(tasks: Mapping[Hashable, tuple[RunConfig, Path]], jobs: int = 1, pr
 
         return {key: fit(c, d, resume=True, progress=progress) for key, (c, d) in tasks.items()}
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from tqdm.auto import tqdm
 
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {key: pool.submit(_fit_quietly, c, d, threads) for key, (c, d) in tasks.items()}
-        return {key: f.result() for key, f in futures.items()}
+    done: dict[Hashable, dict[str, Any]] = {}
+    with (ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool,
+          tqdm(total=len(tasks), desc=f"runs, {jobs} at once", unit="run", disable=not progress) as bar):
+        futures = {pool.submit(_fit_quietly, c, d, threads): key for key, (c, d) in tasks.items()}
+        for future in as_completed(futures):
+            done[futures[future]] = future.result()
+            bar.update()
+    return {key: done[key] for key in tasks}
