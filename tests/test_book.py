@@ -133,6 +133,15 @@ def test_readme_tables_match_the_committed_results():
     assert f"on validation (NDCG@10 {cobra['decodes']['sparse']['valid_ndcg@10_mean']:.4f})" in text
     assert f"give {cobra['ndcg@10_mean']:.4f} ± {cobra['ndcg@10_std']:.4f}: level with" in text
     quotes_pairs(cobra, {"hstu-cpu": 5, "hstu-sid-cpu": 4})
+    # ... and for the ablations around that configuration
+    around = load_result("ablate_cobra_sparse_valid")
+    assert around["overrides"] == retuned["overrides"]
+    assert around["best_on_valid_any_decode"] == {"variant": "sources", "decode": "sparse"}
+    sparse = {name: v["valid_ndcg@10_by_decode"]["sparse"] for name, v in around["variants"].items()}
+    for name, label in (("sources", "`sparse` (NDCG@10 "), ("SID 2 levels", "SID 2 levels ("),
+                        ("+ ID embedding", "an ID embedding ("), ("in-batch negatives", "in-batch negatives ("),
+                        ("lambda 0.5", "λ = 0.5 (")):
+        assert f"{label}{sparse[name]:.4f})" in text, (name, sparse[name])
     for option, name in (("model.request_time=false", "no_request_time"), ("train.windows=last", "last_window")):
         variant = load_result(f"bench_quality_{name}")["models"]["hstu-cpu"]
         assert row(f"| `hstu-cpu --set {option}`").endswith(cells(variant))
