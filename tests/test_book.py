@@ -142,6 +142,13 @@ def test_readme_tables_match_the_committed_results():
                         ("+ ID embedding", "an ID embedding ("), ("in-batch negatives", "in-batch negatives ("),
                         ("lambda 0.5", "λ = 0.5 (")):
         assert f"{label}{sparse[name]:.4f})" in text, (name, sparse[name])
+    runner_up = load_result("bench_quality_cobra_sparse_sid2")
+    assert runner_up["overrides"] == {**around["overrides"], **around["variants"]["SID 2 levels"]["overrides"]}
+    runner = runner_up["models"]["cobra-cpu"]
+    valid = [m["decodes"]["sparse"]["valid_ndcg@10_mean"] for m in (runner, cobra)]
+    assert "keep the choice: validation {:.4f} against {:.4f}".format(*valid) in text
+    assert f"NDCG@10, {runner['ndcg@10_mean']:.4f} ± {runner['ndcg@10_std']:.4f}, is level" in text
+    quotes_pairs(runner, {"hstu-cpu": 4, "hstu-sid-cpu": 4})
     for option, name in (("model.request_time=false", "no_request_time"), ("train.windows=last", "last_window")):
         variant = load_result(f"bench_quality_{name}")["models"]["hstu-cpu"]
         assert row(f"| `hstu-cpu --set {option}`").endswith(cells(variant))
