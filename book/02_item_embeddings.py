@@ -571,6 +571,7 @@ def kept_on_map(points: np.ndarray, k: int = 10) -> float:
                           for a, b in zip(with_nb, on_map, strict=True)]))
 
 
+# nbval-rtol: 0.05 -- UMAP optimises each layout in float32; CPUs round it differently
 maps = {15: xy}
 for n in (5, 50):
     maps[n] = umap.UMAP(n_neighbors=n, min_dist=0.1, metric="cosine",
@@ -586,7 +587,7 @@ for ax, n in zip(axes, (5, 15, 50), strict=True):
 plt.tight_layout()
 plt.show()
 for n in (5, 15, 50):
-    print(f"n_neighbors={n:>2}: {kept_on_map(maps[n]):.3f} of the 10 nearest "
+    print(f"n_neighbors={n:>2}: {kept_on_map(maps[n]):.2f} of the 10 nearest "
           "neighbours kept on the map")
 
 # %% [markdown] tags=["solution"]
