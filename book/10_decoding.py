@@ -572,7 +572,8 @@ def run_few(config):
 # over $\tau_\text{soft} \in \{0.1, 1\}$ with `run_few`.
 # Then show that `soft` with $\tau_\text{soft} \to 0$ is `direct`: compare
 # `model.score(batch, decode=...)` of the two. *About 5 seconds.* An open
-# question: the solution prints the grid and the largest score difference.
+# question: the solution prints the grid and whether the largest score
+# difference is below $10^{-5}$.
 # ```
 
 # %% [markdown] tags=["solution"]
@@ -588,11 +589,14 @@ soft_grid = pd.DataFrame(
      for k in (2, 10) for t in (0.1, 1.0)]).set_index(["k_soft", "tau_soft"])
 print(f"soft at the defaults: {run_few(DecodeConfig(mode='soft'))['ndcg@10']:.4f}")
 print(soft_grid.round(4))
+# tau_soft = 1e-6: two SIDs whose log p_sid are closer than about 1e-5 still
+# share the weight (at 1e-4 one user's near-tie left a gap of 1e-4)
 with torch.no_grad():
-    cold = model.score(batch, decode=DecodeConfig(mode="soft", soft_temperature=1e-4))
+    cold = model.score(batch, decode=DecodeConfig(mode="soft", soft_temperature=1e-6))
     direct_scores = model.score(batch, decode="direct")
-same = torch.allclose(cold[:, 1:], direct_scores[:, 1:], atol=1e-4)
-print(f"soft at tau_soft = 1e-4 gives direct's scores (to 1e-4): {same}")
+gap = (cold[:, 1:] - direct_scores[:, 1:]).abs().max().item()  # over (B, N) scores
+print(f"soft at tau_soft = 1e-6 gives direct's scores (to 1e-5): {gap < 1e-5}")
+assert gap < 1e-5
 
 # %% [markdown] tags=["solution"]
 # As $\tau_\text{soft} \to 0$ the weights $\omega$ become one-hot on the top
