@@ -356,8 +356,15 @@ by_decode.index.name = "variant (valid NDCG@10)"
 best = ablate["best_on_valid_any_decode"]
 print(f"best on validation: {best['variant']!r}, decoded by {best['decode']!r}")
 glue("ablate_spread", ablate["valid_ndcg@10_spread"])
+
+
+def best_valid(entry: dict) -> list[float]:
+    """The best validation NDCG@10 of each of an entry's runs (one per seed)."""
+    return [max(p["valid_ndcg@10"] for p in r["curve"]) for r in entry["runs"]]
+
+
 # the seeds' spread of the main runs, for scale: validation NDCG@10 of the preset's beam
-seed_valid = [max(p["valid_ndcg@10"] for p in r["curve"]) for r in cobra["runs"]]
+seed_valid = best_valid(cobra)
 glue("seed_valid_std", float(np.std(seed_valid, ddof=1)))
 for key, (variant, mode) in {
         "sources_sparse": ("sources", "sparse"), "sources_beam": ("sources", "beam"),
@@ -595,8 +602,7 @@ pd.DataFrame(retuned_pairs).T[["diff", "ci_low", "ci_high", "p_wilcoxon"]].round
 # %%
 def valid_mean(entry: dict) -> float:
     """Mean over seeds of the best validation NDCG@10 of each run."""
-    return float(np.mean([max(p["valid_ndcg@10"] for p in r["curve"])
-                          for r in entry["runs"]]))
+    return float(np.mean(best_valid(entry)))
 
 
 def seed_values(entry: dict) -> list[float]:
@@ -703,8 +709,7 @@ unique = [v for v in around.index if "no uniqueness" not in v]
 assert all(around.loc[v].drop("best epoch").idxmax() == "sparse" for v in unique)
 for variant in ("SID 1 level, no uniqueness code", "SID 2 levels, no uniqueness code"):
     assert around.loc[variant].drop("best epoch").idxmax() != "sparse"
-retuned_std = glue("retuned_seed_std", float(np.std(
-    [max(p["valid_ndcg@10"] for p in r["curve"]) for r in best_cobra["runs"]], ddof=1)))
+retuned_std = glue("retuned_seed_std", float(np.std(best_valid(best_cobra), ddof=1)))
 for variant in ("in-batch negatives", "lambda 0.5"):  # about one seed's spread behind
     gap = around.loc["sources", "sparse"] - around.loc[variant, "sparse"]
     assert 0.5 * retuned_std < gap < 2 * retuned_std
