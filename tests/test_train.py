@@ -483,7 +483,7 @@ def test_bench_ablate_trains_each_variant_of_cobra_and_reports_validation(tmp_pa
     assert valid_only["variants"][best["variant"]]["valid_ndcg@10_by_decode"][best["decode"]] == max(
         x for v in valid_only["variants"].values() for x in v["valid_ndcg@10_by_decode"].values())
     # the runs are named by the overrides too, and a variant's own settings win over them
-    coarse = load_run_config(tmp_path / f"sid-1-level-no-uniqueness-code-seed-{settings_tag(tiny)}")
+    coarse = load_run_config(tmp_path / f"sid-1-level-no-uniqueness-code-{settings_tag(tiny)}")
     assert (coarse.sid_levels, coarse.model.sid_levels) == (1, 1) and VARIANTS["sources"] == {}
     assert coarse.model.dim == 16
     with_test = bench_ablate(names, test=True, out_dir=tmp_path, overrides=tiny)  # the same runs, reused

@@ -77,7 +77,7 @@ def bench_ablate(variants: Sequence[str] = tuple(VARIANTS), seeds: int = 1, test
     for name in variants:
         for seed in seed_list:
             sets = {**overrides, **VARIANTS[name], **({} if seed is None else {"seed": seed})}
-            run_dir = root / f"{_slug(name)}-seed{'' if seed is None else seed}{tag}"
+            run_dir = root / f"{_slug(name)}{'' if seed is None else f'-seed{seed}'}{tag}"  # sources-seed3-<tag>
             tasks[name, seed] = (get_preset(PRESET, sets), run_dir)
     fitted = fit_runs(tasks, jobs, progress)
     out: dict[str, Any] = {}
