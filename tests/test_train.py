@@ -418,7 +418,7 @@ def test_bench_tune_gives_every_model_the_same_grid_and_picks_on_validation(tmp_
 
 
 def test_bench_out_file(tmp_path: Path) -> None:
-    from cobra.bench.common import write_result
+    from cobra.bench.common import cpu_model, write_result
 
     out = tmp_path / "bench" / "quality.json"
     result = {"models": {"a": {"ndcg@10_mean": 0.1}}, "seeds": 3}
@@ -428,6 +428,7 @@ def test_bench_out_file(tmp_path: Path) -> None:
     assert written == {**saved, "out": str(out)} and {k: saved[k] for k in result} == result
     # the command, after the COBRA_* settings it ran with (CI sets COBRA_PROFILE)
     assert "python -m cobra " in saved["command"] and "CPU cores, torch" in saved["machine"]
+    assert saved["cpu"] == cpu_model() and saved["cpu"].strip() and saved["wall_s"] > 0
 
 
 # ------------------------------------------------------------------------------------ bench batch

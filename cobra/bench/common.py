@@ -1,9 +1,9 @@
 """What the benchmarks share: result files, mean and standard deviation, and where a benchmark ran.
 
-* :func:`write_result` -- ``--out FILE``: the result as indented JSON, with the ``command`` that made it
-  and the ``machine`` it ran on (:func:`machine`), so a number quoted from the file says how to remake
-  it; :func:`check_out_file` refuses a directory before a benchmark starts. Chapters read these files
-  back with :func:`cobra.book.load_result`.
+* :func:`write_result` -- ``--out FILE``: the result as indented JSON, with the ``command`` that made it,
+  the ``machine`` and ``cpu`` it ran on (:func:`machine`, :func:`cpu_model`) and its wall time, so a
+  number quoted from the file says how to remake it; :func:`check_out_file` refuses a directory before
+  a benchmark starts. Chapters read these files back with :func:`cobra.book.load_result`.
 * :func:`mean_std` -- ``{key_mean, key_std}`` over seeds, the sample standard deviation.
 * :func:`fit_runs` -- train a set of runs, one after the other or several at once (``--jobs``), each
   resuming where it stopped.
@@ -16,6 +16,7 @@ import json
 import os
 import statistics
 import sys
+import time
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,9 @@ from cobra.config import ConfigError
 
 if TYPE_CHECKING:
     from cobra.presets import RunConfig
+
+
+_STARTED = time.monotonic()  # a benchmark command imports this module first: its wall time counts from here
 
 
 def mean_std(key: str, values: Sequence[float]) -> dict[str, float]:
@@ -45,6 +49,20 @@ def machine() -> str:
     return f"{os.cpu_count()} CPU cores, torch {torch.__version__}, {gpu}"
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``"AMD EPYC 7B13"``, ``"Intel(R) Xeon(R) Processor"``), ``"unknown"`` where
+    the system does not say: float32 results differ in their last digits from one CPU type to another."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware")):  # x86 and most ARM kernels
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
 # Environment variables that change what a command computes (cobra.config), recorded in its command line.
 COMMAND_ENV = ("COBRA_PROFILE", "COBRA_DATASET", "COBRA_ENCODER", "COBRA_MAX_EPOCHS")
 
@@ -58,15 +76,18 @@ def command_line() -> str:
 def write_result(result: dict[str, Any], out: str | None) -> dict[str, Any]:
     """``--out FILE``: also write ``result`` there as indented JSON (parents created).
 
-    The file also records ``command`` (this process's command line, :func:`command_line`) and ``machine``,
-    so a number quoted from it says how to remake it. Returns ``result`` plus those keys and ``out``.
+    The file also records ``command`` (this process's command line, :func:`command_line`), ``machine``,
+    ``cpu`` (:func:`cpu_model`) and ``wall_s`` (seconds since the command began), so a number quoted
+    from it says how to remake it, where it came from and how long that takes. Returns ``result`` plus
+    those keys and ``out``.
     """
     if not out:
         return result
     check_out_file(out)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"command": command_line(), "machine": machine(), **result}
+    record = {"command": command_line(), "machine": machine(), "cpu": cpu_model(),
+              "wall_s": round(time.monotonic() - _STARTED, 1), **result}
     path.write_text(json.dumps(record, indent=2) + "\n")
     return {**record, "out": str(path)}
 
