@@ -48,7 +48,7 @@ import pandas as pd
 import seaborn as sns
 import torch
 
-from cobra.bench.quality import machine_title, result_rows
+from cobra.bench.quality import STOPPED_SPARSE, TOP_ROWS, machine_title, result_rows
 from cobra.book import glue, load_result, setup
 from cobra.data import eval_batches, load_split
 from cobra.exercises import check
@@ -813,10 +813,9 @@ for result in gpu:
 CPU, GPU = machine_title(quality), machine_title(gpu[0])
 MACHINES = {CPU: result_rows(quality, stopped_sparse),
             GPU: result_rows(*gpu)}
-STOPPED = "cobra-cpu --set model.decode.mode=sparse"
 glue("n_gpu_trainings", sum(len(m["runs"]) for r in gpu for m in r["models"].values()))
 LABELS = {**{key: label for key, (label, _, _) in ROWS.items()},
-          STOPPED: "COBRA, stopped on sparse"}
+          STOPPED_SPARSE: "COBRA, stopped on sparse"}
 pd.DataFrame({machine: {LABELS[key]: f"{r['ndcg@10_mean']:.4f} ± {r['ndcg@10_std']:.4f}"
                         for key, r in rows.items()}
               for machine, rows in MACHINES.items()}).rename_axis("test NDCG@10")
@@ -846,8 +845,8 @@ plt.show()
 
 # %%
 QUESTIONS = {  # glue name: (question, model a, model b)
-    "stop_hstu": ("COBRA stopped on sparse vs HSTU", STOPPED, "hstu-cpu"),
-    "stop_hstu_sid": ("COBRA stopped on sparse vs HSTU + PrefixN", STOPPED,
+    "stop_hstu": ("COBRA stopped on sparse vs HSTU", STOPPED_SPARSE, "hstu-cpu"),
+    "stop_hstu_sid": ("COBRA stopped on sparse vs HSTU + PrefixN", STOPPED_SPARSE,
                       "hstu-sid-cpu"),
     "hstu_sasrec": ("HSTU vs SASRec", "hstu-cpu", "sasrec-cpu"),
     "hstu_sid_sasrec": ("HSTU + PrefixN vs SASRec", "hstu-sid-cpu", "sasrec-cpu")}
@@ -858,8 +857,7 @@ for (machine, rows), short in zip(MACHINES.items(), ("cpu", "gpu"), strict=True)
                                                      rows[b]["per_user_ndcg@10"])
         glue(f"{short}_p_{name}", r["p_wilcoxon"])
 cpu_rows, gpu_rows = MACHINES.values()
-TOP = ("hstu-cpu", "sasrec-cpu", "hstu-sid-cpu", STOPPED)
-order = {machine: sorted(TOP, key=lambda k: -rows[k]["ndcg@10_mean"])
+order = {machine: sorted(TOP_ROWS, key=lambda k: -rows[k]["ndcg@10_mean"])
          for machine, rows in MACHINES.items()}
 for machine, keys in order.items():
     print(f"{machine}: " + " > ".join(LABELS[k] for k in keys))
@@ -868,7 +866,7 @@ shift = {key: gpu_rows[key]["ndcg@10_mean"] - cpu_rows[key]["ndcg@10_mean"]
 shift_max = glue("gpu_shift_max", max(abs(v) for v in shift.values()))
 glue("gpu_shift_far", max(abs(shift[k]) for k in ("tiger-cpu", "cobra-cpu")))
 std_max = glue("seed_std_max", max(r["ndcg@10_std"] for r in cpu_rows.values()))
-for key, short in ((STOPPED, "stopped"), ("hstu-cpu", "hstu"),
+for key, short in ((STOPPED_SPARSE, "stopped"), ("hstu-cpu", "hstu"),
                    ("hstu-sid-cpu", "hstu_sid"), ("sasrec-cpu", "sasrec")):
     glue(f"gpu_{short}", gpu_rows[key]["ndcg@10_mean"])
 stopped_on = {"sparse": gpu[1]["models"]["cobra-cpu"],  # COBRA's GPU runs, by the
@@ -878,8 +876,8 @@ valid = {mode: glue(f"gpu_valid_{mode}", m["decodes"]["sparse"]["valid_ndcg@10_m
 # what the text below says of them
 assert stopped_on["sparse"]["best_decode_on_valid"] == "sparse"
 assert valid["sparse"] > valid["beam"]
-assert order[GPU][0] == STOPPED  # and on the CPU below both HSTUs:
-assert order[CPU].index(STOPPED) > max(order[CPU].index(key)
+assert order[GPU][0] == STOPPED_SPARSE  # and on the CPU below both HSTUs:
+assert order[CPU].index(STOPPED_SPARSE) > max(order[CPU].index(key)
                                        for key in ("hstu-cpu", "hstu-sid-cpu"))
 assert shift_max < std_max
 assert cpu_rows["hstu-cpu"]["ndcg@10_mean"] > cpu_rows["sasrec-cpu"]["ndcg@10_mean"]
@@ -1109,7 +1107,7 @@ check("11.4", names)
 # ```{exercise}
 # :label: ex-11-5
 #
-# Pool the two machines. For each row of the top group (`TOP`), average
+# Pool the two machines. For each row of the top group (`TOP_ROWS`), average
 # each user's test NDCG@10 over the ten runs of both machines (the mean of
 # the two `per_user_ndcg@10` lists in `MACHINES`, user by user). Which row
 # has the best pooled mean, and does the paired test (`compare`) separate it
@@ -1125,8 +1123,8 @@ check("11.4", names)
 # %% tags=["solution"]
 pooled = {key: np.mean([rows[key]["per_user_ndcg@10"] for rows in MACHINES.values()],
                        axis=0)
-          for key in TOP}
-ranked = sorted(TOP, key=lambda key: -pooled[key].mean())
+          for key in TOP_ROWS}
+ranked = sorted(TOP_ROWS, key=lambda key: -pooled[key].mean())
 for key in ranked:
     print(f"{LABELS[key]:>26}: pooled test NDCG@10 {pooled[key].mean():.4f}")
 check("11.5", ranked[0])

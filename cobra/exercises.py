@@ -626,11 +626,10 @@ def _pooled_best() -> str:
     """The top-group row with the best test NDCG@10 pooled over the CPU's and the GPU's runs."""
     import numpy as np
 
-    from cobra.bench.quality import committed_machine_rows
+    from cobra.bench.quality import TOP_ROWS, committed_machine_rows
 
     machines = committed_machine_rows().values()
-    top = ("hstu-cpu", "sasrec-cpu", "hstu-sid-cpu", "cobra-cpu --set model.decode.mode=sparse")
-    pooled = {key: np.mean([m[key]["per_user_ndcg@10"] for m in machines]) for key in top}
+    pooled = {key: np.mean([m[key]["per_user_ndcg@10"] for m in machines]) for key in TOP_ROWS}
     return max(pooled, key=pooled.get)
 
 
@@ -799,7 +798,7 @@ EXERCISES: dict[str, Exercise] = {e.key: e for e in (
              "average over the users of `batch`", rel_tol=1e-9),
     Exercise("11.4", _larger_lr_models, "keep the names whose `best[\"train.lr\"]` equals "
              "`max(TUNE_GRID[\"train.lr\"])`, then `tuple(sorted(...))`"),
-    Exercise("11.5", _pooled_best, "average the two machines' `per_user_ndcg@10` lists of each row of `TOP`, "
+    Exercise("11.5", _pooled_best, "average the two machines' `per_user_ndcg@10` lists of each row of `TOP_ROWS`, "
              "user by user, and take the row with the largest mean"),
     Exercise("12.1", _cobra_30_epochs_minutes, "30 times (`epoch_seconds` + `eval_seconds`) of the "
              "`cobra-4090d` row, over 60", rel_tol=1e-9),

@@ -263,6 +263,8 @@ def machine_title(result: dict[str, Any]) -> str:
 # machines: per machine, the five presets and COBRA stopped on its sparse ranking.
 MACHINE_RESULTS = {"bench_quality": "bench_quality_cobra_sparse",
                    "bench_quality_h200": "bench_quality_cobra_sparse_h200"}
+STOPPED_SPARSE = "cobra-cpu --set model.decode.mode=sparse"  # the result_rows key of COBRA stopped on sparse
+TOP_ROWS = ("hstu-cpu", "sasrec-cpu", "hstu-sid-cpu", STOPPED_SPARSE)  # the rows within a seed's spread
 
 
 def committed_machine_rows() -> dict[str, dict[str, dict[str, Any]]]:
