@@ -23,6 +23,7 @@ NBVAL  := --nbval --nbval-sanitize-with book/nbval_sanitize.cfg --nbval-current-
 # Another reader's machine, simulated: other float kernels and another thread count. Outputs are
 # compared with cobra.nbcompare's tolerance, so they must validate under both. On AMD CPUs MKL
 # ignores MKL_ENABLE_INSTRUCTIONS (same sums either way); MKL_CBWR=COMPATIBLE does change its kernels.
+# The same settings are cobra.nbval_plugin.PERTURBED (tests/test_nbval_plugin.py keeps them equal).
 PERTURBED := ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2 MKL_CBWR=COMPATIBLE \
              ONEDNN_MAX_CPU_ISA=SSE41 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 

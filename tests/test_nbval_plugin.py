@@ -44,3 +44,12 @@ def test_rounding_passes_and_a_real_change_fails(tmp_path: Path):
     assert "2 failed, 3 passed" in out, out
     assert "Cell 3" in out and "number differs beyond rtol=0.001: committed 0.4269, now 0.4358" in out
     assert "Cell 4" in out and "committed 943, now 942" in out
+
+
+def test_the_makefile_perturbs_as_the_plugin_and_the_tests_do():
+    """`make test`'s second nbval pass sets exactly cobra.nbval_plugin.PERTURBED (which tests reuse)."""
+    from cobra.nbval_plugin import PERTURBED
+
+    text = (Path(__file__).resolve().parents[1] / "Makefile").read_text().replace("\\\n", " ")
+    line = next(ln for ln in text.splitlines() if ln.startswith("PERTURBED :="))
+    assert dict(kv.split("=", 1) for kv in line.removeprefix("PERTURBED :=").split()) == PERTURBED
