@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+import builtins
 import json
 import re
 from pathlib import Path
 
 import jupytext
+import nbformat
 import pytest
 
 from cobra.book import SOLUTION_TAG, STUDENT_DIR, chapters, student_edition
@@ -78,3 +81,51 @@ def test_student_editions_are_generated_and_in_sync(py: Path):
     assert committed.exists(), f"{committed} is missing: run `python -m cobra.book --student`"
     assert jupytext.writes(student, fmt="ipynb") == committed.read_text(), \
         f"{committed.name} is out of date: run `python -m cobra.book --student`"
+
+
+def _bound_and_read(source: str) -> tuple[set[str], set[str]]:
+    """The names a code cell binds (assignments, defs, imports, arguments) and the names it reads."""
+    code = "\n".join(ln for ln in source.splitlines() if not ln.lstrip().startswith(("%", "!")))
+    bound, read = set(), set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Name):
+            (read if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+    return bound, read
+
+
+def _names_only_a_solution_binds(nb) -> list[tuple[int, list[str]]]:
+    """``(cell index, names)``: cells left in the student edition that read a name only a solution binds."""
+    student, solutions, found = set(dir(builtins)), set(), []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        bound, read = _bound_and_read(cell.source)
+        if SOLUTION_TAG in cell.metadata.get("tags", []):
+            solutions |= bound - student
+        else:
+            if missing := sorted((read & solutions) - student - bound):
+                found.append((i, missing))
+            student |= bound
+    return found
+
+
+@pytest.mark.parametrize("py", chapters(), ids=lambda p: p.stem)
+def test_student_editions_need_nothing_a_solution_defines(py: Path):
+    """A student edition runs top to bottom without the solutions: no later cell reads what only they bind."""
+    assert _names_only_a_solution_binds(jupytext.read(py)) == []
+
+
+def test_a_cell_that_needs_a_solution_is_found():
+    cells = [nbformat.v4.new_code_cell("data = [3, 1, 2]"),
+             nbformat.v4.new_code_cell("answer = sorted(data)", metadata={"tags": [SOLUTION_TAG]}),
+             nbformat.v4.new_code_cell("data = data + [4]\nprint(answer[0], len(data))")]
+    assert _names_only_a_solution_binds(nbformat.v4.new_notebook(cells=cells)) == [(2, ["answer"])]
+
