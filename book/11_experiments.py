@@ -796,9 +796,11 @@ pd.DataFrame(runner_up_pairs).T[["diff", "ci_low", "ci_high", "p_wilcoxon"]].rou
 # Every number so far, but those around the best configuration, comes from
 # one machine: two CPU cores with deterministic kernels, so the same CPU and
 # torch give the same digits. Another machine rounds differently, and after
-# a few epochs each seed's run follows another path. How much of the table
-# is the machine? Both
-# benchmarks (the five presets, and COBRA stopped on `sparse` at the first
+# a few epochs each seed's run follows another path. (The result files also
+# predate the float64 item vectors of {doc}`chapter 02 <02_item_embeddings>`:
+# then each CPU encoded the films a little differently too, so a rerun today
+# moves the last digits as another machine's run does.) How much of the table
+# is the machine? Both benchmarks (the five presets, and COBRA stopped on `sparse` at the first
 # search's learning rate; the second search came later and ran on the CPU
 # only) ran again on a GPU, in float32 with the GPU's non-deterministic
 # kernels and every run of a benchmark at once (`--jobs`), with nothing else
