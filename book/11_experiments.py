@@ -58,13 +58,15 @@ from cobra.stats import compare
 profile = setup()
 quality, tune, ablate = (load_result("bench_quality"), load_result("tune_cpu"),
                          load_result("ablate_cobra_valid"))
-# COBRA stopped on `sparse`: its grid, five seeds before and after that grid, and
-# the ablations around the point it chose
-tune_sparse, stopped_sparse, retuned_sparse, ablate_sparse, runner_up_seeds = (
+# COBRA stopped on `sparse`: its grid, five seeds before and after that grid, the
+# ablations around the point it chose, and its chosen run again on float64 vectors
+(tune_sparse, stopped_sparse, retuned_sparse, ablate_sparse, runner_up_seeds,
+ sources_f64) = (
     load_result(name) for name in ("tune_cobra_sparse", "bench_quality_cobra_sparse",
                                    "bench_quality_cobra_sparse_tuned",
                                    "ablate_cobra_sparse_valid",
-                                   "bench_quality_cobra_sparse_sid2"))
+                                   "bench_quality_cobra_sparse_sid2",
+                                   "ablate_sources_float64"))
 MODELS = {"sasrec-cpu": "SASRec", "hstu-cpu": "HSTU (direct IDs)",
           "hstu-sid-cpu": "HSTU + PrefixN", "tiger-cpu": "TIGER",
           "cobra-cpu": "COBRA, beam decoding"}
@@ -72,7 +74,7 @@ runs = [r for q in (quality, stopped_sparse, retuned_sparse, runner_up_seeds)
         for m in q["models"].values() for r in m["runs"]]
 runs += ([p for t in (tune, tune_sparse)
           for m in t["models"].values() for p in m["points"]]
-         + [r for a in (ablate, ablate_sparse)
+         + [r for a in (ablate, ablate_sparse, sources_f64)
             for v in a["variants"].values() for r in v["runs"]])
 for name, result in (("tuning", tune), ("main comparison", quality),
                      ("COBRA ablations", ablate)):
@@ -669,7 +671,12 @@ assert steps["COBRA, ranked by sparse"][0] > id_valid
 # second search's chosen run, seed 42, trained again on another two-core
 # machine: validation NDCG@10 {glue:text}`around_sources:.4f` on that machine
 # against {glue:text}`tune_sparse_best:.4f` in the search, another CPU's
-# rounding at work.
+# rounding at work. Both runs started from item vectors encoded in float32,
+# before MiniLM moved to float64 ({doc}`chapter 02 <02_item_embeddings>`).
+# The same run on the same machine from the float64 vectors
+# (`book/results/ablate_sources_float64.json`) scores
+# {glue:text}`sources_f64:.4f`: the new vectors moved it less than the CPU
+# change did.
 
 # %%
 print(textwrap.fill(ablate_sparse["command"], 88, subsequent_indent="    "))
@@ -699,6 +706,13 @@ for key, variant in {"sources": "sources", "id": "+ ID embedding"}.items():
     glue(f"around_epoch_{key}", int(around.loc[variant, "best epoch"]))
 tune_sparse_best = glue("tune_sparse_best", max(
     p["valid_ndcg@10"] for p in tune_sparse["models"]["cobra-cpu"]["points"]))
+# the same run from the float64 vectors: same command, seed and machine type
+assert (sources_f64["overrides"] == ablate_sparse["overrides"]
+        and sources_f64["variants"]["sources"]["runs"][0]["seed"] == 42)
+f64_runs = sources_f64["variants"]["sources"]
+f64_sparse = glue("sources_f64", f64_runs["valid_ndcg@10_by_decode"]["sparse"])
+assert (abs(f64_sparse - around.loc["sources", "sparse"])
+        < abs(around.loc["sources", "sparse"] - tune_sparse_best))
 # what the text below reads off the table: the sources' design is chosen again,
 # the runner-up is a hair behind, and the ID embedding overfits sooner
 assert (best_around["variant"], best_around["decode"]) == ("sources", "sparse")
@@ -799,12 +813,12 @@ pd.DataFrame(runner_up_pairs).T[["diff", "ci_low", "ci_high", "p_wilcoxon"]].rou
 # a few epochs each seed's run follows another path. (The result files also
 # predate the float64 item vectors of {doc}`chapter 02 <02_item_embeddings>`:
 # then each CPU encoded the films a little differently too, so a rerun today
-# moves the last digits as another machine's run does.) How much of the table
-# is the machine? Both benchmarks (the five presets, and COBRA stopped on `sparse` at the first
-# search's learning rate; the second search came later and ran on the CPU
-# only) ran again on a GPU, in float32 with the GPU's non-deterministic
-# kernels and every run of a benchmark at once (`--jobs`), with nothing else
-# changed:
+# moves the last digits, as the `sources` run above shows.) How much of the
+# table is the machine? Both benchmarks (the five presets, and COBRA stopped
+# on `sparse` at the first search's learning rate; the second search came
+# later and ran on the CPU only) ran again on a GPU, in float32 with the
+# GPU's non-deterministic kernels and every run of a benchmark at once
+# (`--jobs`), with nothing else changed:
 
 # %%
 gpu = [load_result(name) for name in ("bench_quality_h200",
