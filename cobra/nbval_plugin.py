@@ -33,7 +33,6 @@ RUN_TIME = re.compile(r"\*\*Run time\.\*\* [Aa]bout (\d+(?:\.\d+)?) (s|min) on 2
 # PERTURBED (a test keeps the two equal); not the kernels a stated run time was measured with.
 PERTURBED = {"ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2", "MKL_CBWR": "COMPATIBLE",
              "ONEDNN_MAX_CPU_ISA": "SSE41", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-PERTURBING = tuple(PERTURBED)
 
 FLOOR_S = 10.0  # times under this count as this: "about 3 s" and 8 s on a busy machine both mean "seconds"
 _elapsed: dict[str, float] = defaultdict(float)  # notebook path -> seconds spent in its cells (setup included)
@@ -87,7 +86,7 @@ class RunTimeItem(pytest.Item):
     def runtest(self) -> None:
         if self.nodeid.split("::")[0] in _failed:
             pytest.skip("a cell of this chapter failed; its time says nothing")
-        perturbed = [v for v in PERTURBING if os.environ.get(v)]
+        perturbed = [v for v in PERTURBED if os.environ.get(v)]
         if perturbed:
             pytest.skip(f"stated times are for the native kernels; {', '.join(perturbed)} set")
         if os.cpu_count() != 2:
