@@ -707,9 +707,9 @@ for key, variant in {"sources": "sources", "id": "+ ID embedding"}.items():
 tune_sparse_best = glue("tune_sparse_best", max(
     p["valid_ndcg@10"] for p in tune_sparse["models"]["cobra-cpu"]["points"]))
 # the same run from the float64 vectors: same command, seed and machine type
-assert (sources_f64["overrides"] == ablate_sparse["overrides"]
-        and sources_f64["variants"]["sources"]["runs"][0]["seed"] == 42)
 f64_runs = sources_f64["variants"]["sources"]
+assert (sources_f64["overrides"] == ablate_sparse["overrides"]
+        and f64_runs["runs"][0]["seed"] == 42)
 f64_sparse = glue("sources_f64", f64_runs["valid_ndcg@10_by_decode"]["sparse"])
 assert (abs(f64_sparse - around.loc["sources", "sparse"])
         < abs(around.loc["sources", "sparse"] - tune_sparse_best))
